@@ -1,0 +1,152 @@
+//! The JSON codec: one frame per WebSocket text message.
+//!
+//! Decoding tells apart bytes that are not JSON at all (the connection is
+//! closed with 4000) from JSON that is not a valid frame (answered with
+//! `bad_request`, echoing the request id when one can be read).
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::frame::{ClientFrame, RequestId, ServerFrame};
+
+/// Why bytes did not decode into a frame.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON at all: a protocol violation.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// Valid JSON but not a valid frame (unknown type, missing or ill-typed field).
+    #[error("{message}")]
+    Invalid {
+        id: Option<RequestId>,
+        message: String,
+    },
+}
+
+/// Decodes a frame sent by a client.
+pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+    decode(bytes)
+}
+
+/// Decodes a frame sent by the server (used by clients).
+pub fn decode_server(bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
+    decode(bytes)
+}
+
+/// Encodes a server frame. Serializing these types cannot fail (no maps with
+/// non-string keys); an impossible failure yields an `internal` error frame.
+pub fn encode_server(frame: &ServerFrame) -> Bytes {
+    encode(frame)
+}
+
+/// Encodes a client frame.
+pub fn encode_client(frame: &ClientFrame) -> Bytes {
+    encode(frame)
+}
+
+fn encode<T: serde::Serialize>(frame: &T) -> Bytes {
+    match serde_json::to_vec(frame) {
+        Ok(v) => Bytes::from(v),
+        Err(_) => Bytes::from_static(
+            br#"{"type":"error","code":"internal","message":"encoding failed"}"#,
+        ),
+    }
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(frame) => Ok(frame),
+        Err(e) if e.is_data() => Err(DecodeError::Invalid {
+            id: read_id(bytes),
+            message: clean_message(&e),
+        }),
+        Err(e) => Err(DecodeError::Malformed(e.to_string())),
+    }
+}
+
+/// Best effort: the `id` of an object that failed to decode as a frame.
+fn read_id(bytes: &[u8]) -> Option<RequestId> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: Option<RequestId>,
+    }
+    serde_json::from_slice::<IdOnly>(bytes).ok()?.id
+}
+
+/// serde's message without the " at line 1 column 42" suffix.
+fn clean_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConvId, ErrorCode, MessageKind};
+
+    #[test]
+    fn decodes_send_by_to_and_conv() {
+        let f = decode_client(br#"{"type":"send","id":2,"to":"bob","cmid":"c-42","body":"hi"}"#)
+            .unwrap();
+        let ClientFrame::Send(s) = f else { panic!() };
+        assert_eq!(s.id, Some(RequestId::from(2)));
+        assert_eq!(s.to.as_deref(), Some("bob"));
+        assert_eq!(s.kind, MessageKind::Text);
+        let f = decode_client(
+            br#"{"type":"send","id":"x","conv":"g:x1","cmid":"c","body":"b","meta":{"z":1,"a":[2]}}"#,
+        )
+        .unwrap();
+        let ClientFrame::Send(s) = f else { panic!() };
+        assert_eq!(s.conv, Some(ConvId::Group("x1".into())));
+        assert_eq!(s.meta.unwrap().as_str(), r#"{"z":1,"a":[2]}"#);
+    }
+
+    #[test]
+    fn unknown_type_and_bad_fields_are_invalid_with_id() {
+        for raw in [
+            &br#"{"type":"nope","id":7}"#[..],
+            br#"{"type":"send","id":7,"body":"x"}"#,
+            br#"{"type":"read","id":7,"conv":"d:a:b","seq":"x"}"#,
+            br#"{"type":"sync","id":7,"conv":"q:zz"}"#,
+            br#"{"id":7}"#,
+            br#"{"type":"send","id":7,"to":"b","cmid":"c","body":"x","meta":[1]}"#,
+        ] {
+            match decode_client(raw) {
+                Err(DecodeError::Invalid { id, .. }) => assert_eq!(id, Some(RequestId::from(7))),
+                other => panic!("{other:?} for {}", String::from_utf8_lossy(raw)),
+            }
+        }
+    }
+
+    #[test]
+    fn non_json_is_malformed() {
+        for raw in [&b"hello"[..], b"{", b"", b"{\"type\":\"ping\"} x"] {
+            assert!(matches!(decode_client(raw), Err(DecodeError::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn server_frames_have_wire_shape() {
+        let f = ServerFrame::error(Some("a".into()), ErrorCode::Forbidden, "no");
+        assert_eq!(
+            &encode_server(&f)[..],
+            br#"{"type":"error","id":"a","code":"forbidden","message":"no"}"#
+        );
+        let f = ServerFrame::Presence {
+            id: None,
+            items: vec![crate::PresenceItem {
+                user: "bob".into(),
+                online: false,
+                last_seen: None,
+            }],
+        };
+        assert_eq!(
+            &encode_server(&f)[..],
+            br#"{"type":"presence","items":[{"user":"bob","online":false,"last_seen":null}]}"#
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! PLACEHOLDER: tokens (JWT), passwords (Argon2id) and authentication.
+pub struct Authenticator;

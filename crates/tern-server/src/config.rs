@@ -1,0 +1,187 @@
+//! Typed configuration: one struct per section, every field with its default.
+//!
+//! Loading (file, `TERN_*` environment, flags; precedence flag > env > file >
+//! default) and validation live in [`load`]; the reference for operators is
+//! `docs/configuration.md`.
+
+pub mod load;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one `tern serve` process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API + WebSocket listen address. Default `127.0.0.1:8080`.
+    pub http_addr: String,
+    /// Raw TCP gateway address, or `off`. Default `127.0.0.1:7070`.
+    pub tcp_addr: String,
+    /// Data directory (SQLite database, generated JWT secret). Default `./tern-data`.
+    pub data_dir: String,
+    /// Database URL; empty means `sqlite://<data_dir>/tern.db`.
+    pub database_url: String,
+    /// Redis URL of the cluster bus; empty means single node.
+    pub redis_url: String,
+    /// Node id in a cluster; empty means host name + random suffix.
+    pub node_id: String,
+    /// HS256 secret; empty means generated once into `<data_dir>/jwt.secret`.
+    pub jwt_secret: String,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+/// `[auth]`: tokens and accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Create unknown users on their first valid token. Default true.
+    pub auto_provision: bool,
+    /// Lifetime of tokens issued by `/login`, seconds. Default 86400.
+    pub token_ttl_s: u64,
+    /// `HS256` (default), `EdDSA` or `RS256`.
+    pub jwt_algorithm: String,
+    /// PEM file of the public key for `EdDSA`/`RS256` tokens minted elsewhere.
+    pub jwt_public_key_file: String,
+    /// Password hashes computed at once (Argon2id is CPU- and memory-heavy). Default 2.
+    pub max_concurrent_hashes: usize,
+}
+
+/// `[limits]`: every bound of the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame / WebSocket message, bytes. Default 65536.
+    pub max_frame_bytes: usize,
+    /// Largest message body, UTF-8 bytes. Default 16384.
+    pub max_body_bytes: usize,
+    /// Time to authenticate after connecting, ms. Default 10000.
+    pub auth_timeout_ms: u64,
+    /// Close a connection silent for this long, ms. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Suggested client ping interval sent in `auth_ok`, ms. Default 25000.
+    pub heartbeat_ms: u64,
+    /// Sends per second per session (and per user over HTTP). Default 20.
+    pub send_rate: u32,
+    /// Burst of sends above the rate. Default 50.
+    pub send_burst: u32,
+    /// `rate_limited` errors within a minute before closing with 4008. Default 100.
+    pub rate_abuse_limit: u32,
+    /// Frames queued per session before it is closed as a slow consumer (4010). Default 1024.
+    pub outbound_queue_frames: usize,
+    /// Bytes queued per session before it is closed as a slow consumer. Default 4 MiB.
+    pub outbound_queue_bytes: usize,
+    /// Sessions one user may hold; one more closes the oldest (4011). Default 32.
+    pub max_sessions_per_user: usize,
+    /// How long a draining server waits for clients to leave, ms. Default 10000.
+    pub drain_timeout_ms: u64,
+    /// `reconnect_ms` suggested in `goaway`. Default 2000.
+    pub goaway_reconnect_ms: u64,
+    /// Users one `presence_sub` may name, and one session may watch. Default 1000.
+    pub max_presence_subs: usize,
+}
+
+/// `[store]`: database pool and the group-commit writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Connections in the pool. Default 8.
+    pub max_connections: u32,
+    /// Most messages committed in one transaction. Default 512.
+    pub batch_max: usize,
+    /// Sends waiting for the writer before new ones get `unavailable`. Default 20000.
+    pub queue_capacity: usize,
+}
+
+/// `[log]`: diagnostics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` env-filter directive. Default `info`.
+    pub filter: String,
+    /// `text` (default) or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: "127.0.0.1:8080".into(),
+            tcp_addr: "127.0.0.1:7070".into(),
+            data_dir: "./tern-data".into(),
+            database_url: String::new(),
+            redis_url: String::new(),
+            node_id: String::new(),
+            jwt_secret: String::new(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            auto_provision: true,
+            token_ttl_s: 86_400,
+            jwt_algorithm: "HS256".into(),
+            jwt_public_key_file: String::new(),
+            max_concurrent_hashes: 2,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 65_536,
+            max_body_bytes: 16_384,
+            auth_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            heartbeat_ms: 25_000,
+            send_rate: 20,
+            send_burst: 50,
+            rate_abuse_limit: 100,
+            outbound_queue_frames: 1024,
+            outbound_queue_bytes: 4 << 20,
+            max_sessions_per_user: 32,
+            drain_timeout_ms: 10_000,
+            goaway_reconnect_ms: 2_000,
+            max_presence_subs: 1000,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            batch_max: 512,
+            queue_capacity: 20_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in effect (the SQLite default spelled out).
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            let dir = self.data_dir.trim_end_matches('/');
+            format!("sqlite://{dir}/tern.db")
+        } else {
+            self.database_url.clone()
+        }
+    }
+}

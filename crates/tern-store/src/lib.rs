@@ -1,0 +1,64 @@
+//! tern persistence: the narrow [`Store`] trait the service layer uses, with
+//! two real implementations, SQLite (embedded default) and PostgreSQL.
+//!
+//! The rules that make messaging correct live here: a gap-free
+//! per-conversation `seq` assigned in the transaction that stores the message,
+//! idempotency by a unique (sender, cmid), read pointers that never move back.
+#![forbid(unsafe_code)]
+
+mod error;
+mod types;
+
+pub use error::{StoreError, StoreResult};
+pub use types::{Appended, HistoryPage, NewMessage, Page, ReadOutcome, UserRecord};
+
+use async_trait::async_trait;
+use tern_proto::{ConvId, ConvSummary};
+
+/// Everything tern keeps durably. One implementation per database; the
+/// service layer holds it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a user. `Ok(false)` when the name is taken (nothing changes).
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+
+    /// Records when the user's last session ended (or, while online, started).
+    async fn set_last_seen(&self, username: &str, ts_ms: i64) -> StoreResult<()>;
+
+    /// Bans or unbans. `Ok(false)` when no such user.
+    async fn set_banned(&self, username: &str, banned: bool) -> StoreResult<bool>;
+
+    /// Stores a batch of messages in ONE transaction (group commit) and
+    /// returns one result per input, in input order. Each new message gets
+    /// the next `seq` of its conversation (creating the conversation and, for
+    /// direct conversations, both memberships on first use) and moves the
+    /// sender's read pointer to it. A (sender, cmid) already stored yields the
+    /// original message with `duplicate: true` and stores nothing.
+    async fn append(&self, batch: Vec<NewMessage>) -> Vec<StoreResult<Appended>>;
+
+    /// A page of a conversation's history, ascending by seq.
+    async fn history(&self, conv: &ConvId, page: Page) -> StoreResult<HistoryPage>;
+
+    /// The user's conversations, most recent activity first.
+    async fn conversations(&self, user: &str) -> StoreResult<Vec<ConvSummary>>;
+
+    /// Moves `user`'s read pointer in `conv` up to `seq`, clamped to the
+    /// conversation's last seq; never moves it back.
+    async fn mark_read(&self, user: &str, conv: &ConvId, seq: u64) -> StoreResult<ReadOutcome>;
+
+    /// Number of users and of stored messages (for `/admin/stats`).
+    async fn counts(&self) -> StoreResult<(u64, u64)>;
+
+    /// Flushes and closes connections (end of graceful shutdown).
+    async fn close(&self);
+}
