@@ -47,9 +47,9 @@ pub fn encode_client(frame: &ClientFrame) -> Bytes {
 fn encode<T: serde::Serialize>(frame: &T) -> Bytes {
     match serde_json::to_vec(frame) {
         Ok(v) => Bytes::from(v),
-        Err(_) => Bytes::from_static(
-            br#"{"type":"error","code":"internal","message":"encoding failed"}"#,
-        ),
+        Err(_) => {
+            Bytes::from_static(br#"{"type":"error","code":"internal","message":"encoding failed"}"#)
+        }
     }
 }
 

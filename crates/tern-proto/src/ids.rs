@@ -136,7 +136,17 @@ mod tests {
         for ok in ["abc", "a-b", "0xy", "alice.smith_2", &"a".repeat(32)] {
             assert!(validate_username(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Abc", "-ab", "_ab", "a:b", "ab c", "", &"a".repeat(33), "ümlaut"] {
+        for bad in [
+            "ab",
+            "Abc",
+            "-ab",
+            "_ab",
+            "a:b",
+            "ab c",
+            "",
+            &"a".repeat(33),
+            "ümlaut",
+        ] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
         assert!(is_reserved_username("system") && is_reserved_username("admin"));
@@ -148,7 +158,10 @@ mod tests {
         assert_eq!(d, ConvId::direct("bob", "alice"));
         assert_eq!(d.to_string(), "d:alice:bob");
         assert_eq!(d.peer_of("alice"), Some("bob"));
-        assert_eq!(ConvId::parse("d:alice:alice").unwrap().peer_of("alice"), Some("alice"));
+        assert_eq!(
+            ConvId::parse("d:alice:alice").unwrap().peer_of("alice"),
+            Some("alice")
+        );
         assert!(ConvId::parse("d:bob:alice").is_err());
         assert!(ConvId::parse("d:alice").is_err());
         assert!(ConvId::parse("d:alice:bob:carl").is_err());

@@ -1,1 +1,153 @@
-//! PLACEHOLDER: app wiring.
+//! Wiring: builds the state from a validated [`Config`], binds the listener,
+//! serves, and runs the one shutdown tree: stop accepting → `/readyz` 503 →
+//! `goaway` → drain with a deadline → close 1001 → flush the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::service::Hub;
+use crate::state::{AppState, Lifecycle};
+
+/// A server that is up and serving.
+pub struct RunningServer {
+    /// The bound HTTP/WebSocket address (useful with port 0).
+    pub http_addr: SocketAddr,
+    pub state: AppState,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store and builds the shared state.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    // Install the recorder before anything records a metric.
+    crate::metrics::handle();
+    let config = Arc::new(config);
+    let url = config.effective_database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir))?;
+    }
+    let opts = tern_store::OpenOptions {
+        max_connections: config.store.max_connections,
+    };
+    let store = tern_store::open(&url, opts)
+        .await
+        .with_context(|| format!("opening database {}", redact(&url)))?;
+    let auth = Authenticator::new(&config, store.clone())
+        .await
+        .context("setting up authentication")?;
+    let hub = Hub::new(config.clone(), store.clone());
+    Ok(AppState {
+        config,
+        store,
+        auth: Arc::new(auth),
+        hub,
+        lifecycle: Arc::new(Lifecycle::default()),
+    })
+}
+
+/// Every route: the HTTP API plus `/ws`.
+pub fn router(state: AppState) -> Router {
+    let ws = Router::new().route("/ws", get(crate::gateway::ws_handler));
+    crate::http::router_with(state, ws)
+}
+
+/// Builds, binds and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let addr = config.http_addr.clone();
+    let state = build_state(config).await?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let http_addr = listener.local_addr()?;
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let drain = state.lifecycle.drain.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { drain.cancelled().await })
+            .await
+    });
+    tracing::info!(%http_addr, database = %redact(&state.config.effective_database_url()), "tern is serving");
+    Ok(RunningServer {
+        http_addr,
+        state,
+        serve,
+    })
+}
+
+impl RunningServer {
+    /// Graceful shutdown; returns when the store is flushed.
+    pub async fn shutdown(self) {
+        let state = self.state;
+        let lifecycle = &state.lifecycle;
+        tracing::info!(sessions = state.hub.registry.len(), "draining");
+        lifecycle.start_drain();
+        lifecycle.connections.close();
+        // Sessions get `drain_timeout_ms` to leave, then a little time to
+        // receive their last acks and the 1001 close.
+        let budget =
+            Duration::from_millis(state.config.limits.drain_timeout_ms) + Duration::from_secs(8);
+        if tokio::time::timeout(budget, lifecycle.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish in time");
+        }
+        match tokio::time::timeout(Duration::from_secs(10), self.serve).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+            Err(_) => tracing::warn!("http requests still running at shutdown"),
+            _ => {}
+        }
+        state.hub.shutdown().await;
+        state.store.close().await;
+        tracing::info!("shutdown complete");
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    wait_for_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stopping on ctrl-c only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,1 +1,130 @@
-//! PLACEHOLDER: Prometheus metrics.
+//! Prometheus metrics: the names used across the server, their descriptions
+//! and bucket layouts, and the process-wide recorder behind `GET /metrics`.
+//!
+//! The recorder is installed once per process ([`handle`]); tests start many
+//! servers in one process and all share it.
+
+use std::sync::OnceLock;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Open connections (gauge, label `transport` = `ws` | `tcp`).
+pub const CONNECTIONS: &str = "tern_connections";
+/// Authenticated sessions on this node (gauge).
+pub const SESSIONS: &str = "tern_sessions";
+/// Messages committed to the database (counter).
+pub const MESSAGES_STORED: &str = "tern_messages_stored_total";
+/// Pushes handed to session queues (counter).
+pub const PUSHES_DELIVERED: &str = "tern_pushes_delivered_total";
+/// From accepting a send to its ack, seconds (histogram).
+pub const SEND_ACK_SECONDS: &str = "tern_send_ack_seconds";
+/// Duration of one group-commit transaction, seconds (histogram).
+pub const STORE_COMMIT_SECONDS: &str = "tern_store_commit_seconds";
+/// Messages per group-commit transaction (histogram).
+pub const STORE_BATCH_SIZE: &str = "tern_store_batch_size";
+/// Requests answered `rate_limited` (counter).
+pub const RATE_LIMITED: &str = "tern_rate_limited_total";
+/// Sessions closed for not keeping up, 4010 (counter).
+pub const SLOW_CONSUMER_CLOSES: &str = "tern_slow_consumer_closes_total";
+/// Refused tokens and logins (counter, label `reason`).
+pub const AUTH_FAILURES: &str = "tern_auth_failures_total";
+/// HTTP API requests (counter, labels `status`).
+pub const HTTP_REQUESTS: &str = "tern_http_requests_total";
+
+/// Buckets of the latency histograms, seconds: 100 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Buckets of the batch-size histogram: powers of two up to 1024.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first call. `None`
+/// when another global recorder was installed first (metrics then go there).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE.get_or_init(install).as_ref()
+}
+
+/// The Prometheus text exposition of every metric.
+///
+/// Histograms need periodic upkeep; a scrape is the natural moment for it.
+pub fn render() -> String {
+    match handle() {
+        Some(h) => {
+            h.run_upkeep();
+            h.render()
+        }
+        None => "# metrics recorder not installed by tern\n".to_owned(),
+    }
+}
+
+fn install() -> Option<PrometheusHandle> {
+    let built = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), BATCH_BUCKETS)
+        })
+        .and_then(|b| b.install_recorder());
+    match built {
+        Ok(handle) => {
+            describe();
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Prometheus recorder not installed");
+            None
+        }
+    }
+}
+
+fn describe() {
+    describe_gauge!(CONNECTIONS, "Open connections by transport (ws, tcp).");
+    describe_gauge!(SESSIONS, "Authenticated sessions on this node.");
+    describe_counter!(MESSAGES_STORED, "Messages committed to the database.");
+    describe_counter!(PUSHES_DELIVERED, "Pushes handed to session queues.");
+    describe_histogram!(
+        SEND_ACK_SECONDS,
+        Unit::Seconds,
+        "Time from accepting a send to its ack."
+    );
+    describe_histogram!(
+        STORE_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Duration of one group commit."
+    );
+    describe_histogram!(STORE_BATCH_SIZE, Unit::Count, "Messages per group commit.");
+    describe_counter!(RATE_LIMITED, "Requests answered rate_limited.");
+    describe_counter!(
+        SLOW_CONSUMER_CLOSES,
+        "Sessions closed as slow consumers (4010)."
+    );
+    describe_counter!(AUTH_FAILURES, "Refused tokens and logins, by reason.");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by status.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_once_and_renders_histograms_with_buckets() {
+        let first = handle().map(|h| h as *const _);
+        let second = handle().map(|h| h as *const _);
+        assert_eq!(first, second);
+        metrics::histogram!(STORE_COMMIT_SECONDS).record(0.003);
+        metrics::histogram!(STORE_BATCH_SIZE).record(3.0);
+        let text = render();
+        assert!(
+            text.contains("tern_store_commit_seconds_bucket{le=\"0.005\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_store_batch_size_bucket{le=\"4\"}"),
+            "{text}"
+        );
+    }
+}

@@ -6,14 +6,63 @@
 //! idempotency by a unique (sender, cmid), read pointers that never move back.
 #![forbid(unsafe_code)]
 
+mod batch;
+mod common;
 mod error;
+mod postgres;
+mod sqlite;
 mod types;
 
 pub use error::{StoreError, StoreResult};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 pub use types::{Appended, HistoryPage, NewMessage, Page, ReadOutcome, UserRecord};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tern_proto::{ConvId, ConvSummary};
+
+/// Connection settings common to both backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Pool size: PostgreSQL connections, or SQLite reader connections (SQLite
+    /// always writes through exactly one more). Default 8.
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { max_connections: 8 }
+    }
+}
+
+/// Opens (creating and migrating as needed) the store named by `url`:
+/// `sqlite:…` (e.g. `sqlite://tern-data/tern.db`) or `postgres://…` /
+/// `postgresql://…`.
+pub async fn open(url: &str, opts: OpenOptions) -> StoreResult<Arc<dyn Store>> {
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(url, opts).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::open(url, opts).await?)),
+        _ => Err(StoreError::Other(format!(
+            "unsupported database URL scheme {scheme:?}: expected sqlite:… or postgres://…"
+        ))),
+    }
+}
+
+/// Opens a PostgreSQL store whose tables live in `schema` (created if
+/// missing): a fresh database per test. Only `[a-z0-9_]` schema names.
+#[doc(hidden)]
+pub async fn open_postgres_in_schema(
+    url: &str,
+    schema: &str,
+    opts: OpenOptions,
+) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(
+        PostgresStore::open_in_schema(url, schema, opts).await?,
+    ))
+}
 
 /// Everything tern keeps durably. One implementation per database; the
 /// service layer holds it as `Arc<dyn Store>`.

@@ -1,1 +1,12 @@
-//! PLACEHOLDER: WebSocket gateway.
+//! The real-time gateway: WebSocket connections on `/ws` (raw TCP later),
+//! one task per connection owning its socket.
+
+mod conn;
+mod dispatch;
+mod limiter;
+mod upgrade;
+
+pub use conn::{serve, ConnParams, ConnectionGauge};
+pub use dispatch::{Flow, SessionCtx};
+pub use limiter::{SendLimiter, Verdict};
+pub use upgrade::ws_handler;

@@ -1,0 +1,196 @@
+//! Validation of a loaded [`Config`]: every rule is checked and every
+//! failure reported at once, so an operator fixes the file in one pass.
+
+use std::net::SocketAddr;
+
+use tracing_subscriber::EnvFilter;
+
+use super::{ConfigError, Problem};
+use crate::config::Config;
+
+/// Algorithms accepted in `auth.jwt_algorithm`.
+const JWT_ALGORITHMS: &[&str] = &["HS256", "EdDSA", "RS256"];
+/// Shortest accepted HS256 secret, bytes.
+const MIN_SECRET_BYTES: usize = 16;
+
+/// Collects problems keyed by their dotted config key.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn positive(&mut self, key: &str, value: u64) {
+        if value == 0 {
+            self.add(key, "must be greater than 0");
+        }
+    }
+}
+
+/// Checks every rule; `Err(ConfigError::Invalid)` lists all failures.
+pub fn validate(config: &Config) -> Result<(), ConfigError> {
+    let mut p = Problems::default();
+    check_endpoints(config, &mut p);
+    check_auth(config, &mut p);
+    check_limits(config, &mut p);
+    check_store_and_log(config, &mut p);
+    if p.0.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid { problems: p.0 })
+    }
+}
+
+fn check_endpoints(c: &Config, p: &mut Problems) {
+    if c.http_addr.parse::<SocketAddr>().is_err() {
+        p.add(
+            "http_addr",
+            format!("{:?} is not an IP:port address", c.http_addr),
+        );
+    }
+    if c.tcp_addr != "off" && c.tcp_addr.parse::<SocketAddr>().is_err() {
+        p.add(
+            "tcp_addr",
+            format!("{:?} is neither `off` nor an IP:port address", c.tcp_addr),
+        );
+    }
+    if c.data_dir.is_empty() {
+        p.add("data_dir", "must not be empty");
+    }
+    let db_ok = c.database_url.is_empty()
+        || ["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|s| c.database_url.starts_with(s));
+    if !db_ok {
+        p.add(
+            "database_url",
+            "must start with sqlite:, postgres: or postgresql:",
+        );
+    }
+    let redis_ok = c.redis_url.is_empty()
+        || c.redis_url.starts_with("redis://")
+        || c.redis_url.starts_with("rediss://");
+    if !redis_ok {
+        p.add("redis_url", "must start with redis:// or rediss://");
+    }
+    if !c.redis_url.is_empty() && c.effective_database_url().starts_with("sqlite:") {
+        p.add(
+            "redis_url",
+            "cluster mode needs PostgreSQL: set database_url to postgres://… or unset redis_url",
+        );
+    }
+}
+
+fn check_auth(c: &Config, p: &mut Problems) {
+    let a = &c.auth;
+    if !JWT_ALGORITHMS.contains(&a.jwt_algorithm.as_str()) {
+        p.add(
+            "auth.jwt_algorithm",
+            format!("{:?} is not one of HS256, EdDSA, RS256", a.jwt_algorithm),
+        );
+    }
+    let public_key = matches!(a.jwt_algorithm.as_str(), "EdDSA" | "RS256");
+    if public_key && a.jwt_public_key_file.is_empty() {
+        p.add(
+            "auth.jwt_public_key_file",
+            format!("required with auth.jwt_algorithm = {:?}", a.jwt_algorithm),
+        );
+    }
+    if !public_key && !a.jwt_public_key_file.is_empty() && a.jwt_algorithm == "HS256" {
+        // Likely a forgotten `jwt_algorithm`: the key would be silently unused.
+        p.add(
+            "auth.jwt_public_key_file",
+            "only used with auth.jwt_algorithm = \"EdDSA\" or \"RS256\"",
+        );
+    }
+    if !c.jwt_secret.is_empty() && c.jwt_secret.len() < MIN_SECRET_BYTES {
+        // Never echo the secret itself.
+        p.add(
+            "jwt_secret",
+            format!(
+                "must be at least {MIN_SECRET_BYTES} bytes (got {})",
+                c.jwt_secret.len()
+            ),
+        );
+    }
+    p.positive("auth.token_ttl_s", a.token_ttl_s);
+    p.positive("auth.max_concurrent_hashes", a.max_concurrent_hashes as u64);
+}
+
+fn check_limits(c: &Config, p: &mut Problems) {
+    let l = &c.limits;
+    // `drain_timeout_ms` and `goaway_reconnect_ms` may be 0 (close at once,
+    // reconnect at once); `max_presence_subs = 0` disables presence watching.
+    let must_be_positive: [(&str, u64); 11] = [
+        ("limits.max_frame_bytes", l.max_frame_bytes as u64),
+        ("limits.max_body_bytes", l.max_body_bytes as u64),
+        ("limits.auth_timeout_ms", l.auth_timeout_ms),
+        ("limits.idle_timeout_ms", l.idle_timeout_ms),
+        ("limits.heartbeat_ms", l.heartbeat_ms),
+        ("limits.send_rate", u64::from(l.send_rate)),
+        ("limits.send_burst", u64::from(l.send_burst)),
+        ("limits.rate_abuse_limit", u64::from(l.rate_abuse_limit)),
+        (
+            "limits.outbound_queue_frames",
+            l.outbound_queue_frames as u64,
+        ),
+        ("limits.outbound_queue_bytes", l.outbound_queue_bytes as u64),
+        (
+            "limits.max_sessions_per_user",
+            l.max_sessions_per_user as u64,
+        ),
+    ];
+    for (key, value) in must_be_positive {
+        p.positive(key, value);
+    }
+    if l.max_body_bytes > l.max_frame_bytes {
+        p.add(
+            "limits.max_body_bytes",
+            format!(
+                "{} exceeds limits.max_frame_bytes ({})",
+                l.max_body_bytes, l.max_frame_bytes
+            ),
+        );
+    }
+    if l.outbound_queue_bytes < l.max_frame_bytes {
+        p.add(
+            "limits.outbound_queue_bytes",
+            format!(
+                "{} is less than limits.max_frame_bytes ({}): one full frame would close the session",
+                l.outbound_queue_bytes, l.max_frame_bytes
+            ),
+        );
+    }
+    if l.heartbeat_ms >= l.idle_timeout_ms {
+        p.add(
+            "limits.heartbeat_ms",
+            format!(
+                "{} must be less than limits.idle_timeout_ms ({})",
+                l.heartbeat_ms, l.idle_timeout_ms
+            ),
+        );
+    }
+}
+
+fn check_store_and_log(c: &Config, p: &mut Problems) {
+    p.positive("store.max_connections", u64::from(c.store.max_connections));
+    p.positive("store.batch_max", c.store.batch_max as u64);
+    p.positive("store.queue_capacity", c.store.queue_capacity as u64);
+    if !matches!(c.log.format.as_str(), "text" | "json") {
+        p.add(
+            "log.format",
+            format!("{:?} is not `text` or `json`", c.log.format),
+        );
+    }
+    if let Err(e) = EnvFilter::try_new(&c.log.filter) {
+        p.add(
+            "log.filter",
+            format!("{:?} is not a valid filter: {e}", c.log.filter),
+        );
+    }
+}

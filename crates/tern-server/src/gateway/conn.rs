@@ -1,0 +1,377 @@
+//! One WebSocket connection: authentication, then the session loop that reads
+//! client frames, writes the session's outbox, and enforces the idle timeout,
+//! the send rate and the drain deadline. Generic over the socket's
+//! `Stream`/`Sink`, so tests may drive it with anything that speaks
+//! `tokio_websockets::Message`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tern_proto::{
+    decode_client, encode_server, CloseCode, DecodeError, ErrorCode, RequestId, ServerFrame,
+};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_websockets::{Error as WsError, Message};
+use tracing::Instrument;
+
+use super::dispatch::{Flow, SessionCtx};
+use super::limiter::SendLimiter;
+use crate::auth::Identity;
+use crate::service::outbox::Drained;
+use crate::service::{ServiceError, Session};
+use crate::state::AppState;
+
+/// What the upgrade learned about the connection.
+pub struct ConnParams {
+    pub peer: SocketAddr,
+    /// A token from the `Authorization` header or `?token=`.
+    pub token: Option<String>,
+}
+
+/// Runs a connection to its end.
+pub async fn serve<S>(state: AppState, ws: S, params: ConnParams)
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let span = tracing::info_span!("conn", peer = %params.peer, user = tracing::field::Empty);
+    let _gauge = ConnectionGauge::new("ws");
+    run(state, ws, params.token).instrument(span).await;
+}
+
+async fn run<S>(state: AppState, mut ws: S, token: Option<String>)
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let Some((identity, auth_id)) = authenticate(&state, &mut ws, token).await else {
+        return;
+    };
+    tracing::Span::current().record("user", identity.user.as_str());
+    let session = state.hub.open_session(&identity.user);
+    let limits = &state.config.limits;
+    let ok = ServerFrame::AuthOk {
+        id: auth_id,
+        user: identity.user.clone(),
+        session: session.public_id(),
+        heartbeat_ms: limits.heartbeat_ms,
+        server_time: crate::service::now_ms(),
+    };
+    let mut ctx = SessionCtx {
+        state: state.clone(),
+        session: session.clone(),
+        limiter: SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit),
+        watched: Vec::new(),
+    };
+    if write_frames(
+        &mut ws,
+        std::slice::from_ref(&encode_server(&ok)),
+        write_timeout(&state),
+    )
+    .await
+    {
+        tracing::debug!("session started");
+        session_loop(&mut ctx, &mut ws).await;
+    }
+    state.hub.close_session(&session, &ctx.watched);
+}
+
+/// Waits for a valid token (from the upgrade, or in an `auth` frame).
+/// On failure the client has been told why and the socket is closed.
+async fn authenticate<S>(
+    state: &AppState,
+    ws: &mut S,
+    token: Option<String>,
+) -> Option<(Identity, Option<RequestId>)>
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    if let Some(token) = token {
+        return match state.auth.authenticate(&token).await {
+            Ok(identity) => Some((identity, None)),
+            Err(e) => {
+                reject(ws, None, &e).await;
+                None
+            }
+        };
+    }
+    let deadline = Instant::now() + Duration::from_millis(state.config.limits.auth_timeout_ms);
+    loop {
+        let msg = match timeout(deadline - Instant::now(), ws.next()).await {
+            Err(_) => {
+                close(ws, CloseCode::AuthTimeout).await;
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => {
+                on_ws_error(ws, e).await;
+                return None;
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let frame = match decode_message(&msg) {
+            Incoming::Skip => continue,
+            Incoming::End => return None,
+            Incoming::Fatal(reply) => {
+                fatal(ws, reply).await;
+                return None;
+            }
+            Incoming::Invalid(reply) => {
+                write_frames(ws, &[reply], Duration::from_secs(5)).await;
+                continue;
+            }
+            Incoming::Frame(frame) => frame,
+        };
+        match frame {
+            tern_proto::ClientFrame::Auth { id, token, .. } => {
+                return match state.auth.authenticate(&token).await {
+                    Ok(identity) => Some((identity, id)),
+                    Err(e) => {
+                        reject(ws, id, &e).await;
+                        None
+                    }
+                };
+            }
+            other => {
+                let reply = ServerFrame::error(
+                    other.id().cloned(),
+                    ErrorCode::Unauthorized,
+                    "authenticate first: send an auth frame",
+                );
+                write_frames(ws, &[encode_server(&reply)], Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// The authenticated part of the connection.
+async fn session_loop<S>(ctx: &mut SessionCtx, ws: &mut S)
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let state = ctx.state.clone();
+    let session = ctx.session.clone();
+    let idle = Duration::from_millis(state.config.limits.idle_timeout_ms);
+    let write_to = write_timeout(&state);
+    let idle_timer = sleep_until(Instant::now() + idle);
+    tokio::pin!(idle_timer);
+    let drain_timer = sleep_until(Instant::now() + Duration::from_secs(86_400 * 365));
+    tokio::pin!(drain_timer);
+    let mut draining = false;
+    let mut out: Vec<Bytes> = Vec::new();
+    loop {
+        tokio::select! {
+            drained = session.outbox.drain_into(&mut out) => {
+                let written = write_frames(ws, &out, write_to).await;
+                out.clear();
+                if out.capacity() > 64 {
+                    out.shrink_to(8);
+                }
+                match drained {
+                    Drained::Frames if written => {}
+                    Drained::Frames => return,
+                    Drained::Close(code) => return finish(&session, ws, code, write_to).await,
+                }
+            }
+            incoming = ws.next() => {
+                idle_timer.as_mut().reset(Instant::now() + idle);
+                let msg = match incoming {
+                    None => return,
+                    Some(Err(e)) => return on_ws_error(ws, e).await,
+                    Some(Ok(msg)) => msg,
+                };
+                match decode_message(&msg) {
+                    Incoming::Skip => {}
+                    Incoming::End => return,
+                    Incoming::Fatal(reply) => return fatal(ws, reply).await,
+                    Incoming::Invalid(reply) => { session.push(reply); }
+                    Incoming::Frame(frame) => {
+                        if let Flow::Close(code) = ctx.handle(frame).await {
+                            session.outbox.close(code);
+                        }
+                    }
+                }
+            }
+            () = &mut idle_timer => {
+                return close(ws, CloseCode::IdleTimeout).await;
+            }
+            () = state.lifecycle.drain.cancelled(), if !draining => {
+                draining = true;
+                let goaway = ServerFrame::Goaway { reconnect_ms: state.config.limits.goaway_reconnect_ms };
+                session.push(encode_server(&goaway));
+                let deadline = Duration::from_millis(state.config.limits.drain_timeout_ms);
+                drain_timer.as_mut().reset(Instant::now() + deadline);
+            }
+            () = &mut drain_timer, if draining => {
+                session.outbox.close(CloseCode::GoingAway);
+            }
+        }
+    }
+}
+
+/// Closes a session: first lets sends in flight get their acks (bounded),
+/// writes what is queued, then sends the close frame.
+async fn finish<S>(session: &Arc<Session>, ws: &mut S, code: CloseCode, write_to: Duration)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    if code != CloseCode::SlowConsumer {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while session.pending_sends.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = session.outbox.drain_into(&mut rest).await;
+        write_frames(ws, &rest, write_to).await;
+    }
+    if code == CloseCode::SlowConsumer || code == CloseCode::Kicked {
+        tracing::info!(code = code.code(), "closing session");
+    }
+    close(ws, code).await;
+}
+
+/// A decoded WebSocket message.
+enum Incoming {
+    Frame(tern_proto::ClientFrame),
+    /// Valid JSON but not a valid frame: answer, keep the connection.
+    Invalid(Bytes),
+    /// Not decodable in the connection's codec: answer, then close 4000.
+    Fatal(Bytes),
+    /// Ping/pong (answered by the WebSocket layer).
+    Skip,
+    /// The peer closed.
+    End,
+}
+
+fn decode_message(msg: &Message) -> Incoming {
+    if msg.is_close() {
+        return Incoming::End;
+    }
+    let Some(text) = msg.as_text() else {
+        if msg.is_binary() {
+            let e = ServerFrame::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                message: "binary frame on a JSON connection".into(),
+                retry_after_ms: None,
+                close: Some(CloseCode::Malformed.code()),
+            };
+            return Incoming::Fatal(encode_server(&e));
+        }
+        return Incoming::Skip;
+    };
+    match decode_client(text.as_bytes()) {
+        Ok(frame) => Incoming::Frame(frame),
+        Err(DecodeError::Invalid { id, message }) => Incoming::Invalid(encode_server(
+            &ServerFrame::error(id, ErrorCode::BadRequest, message),
+        )),
+        Err(DecodeError::Malformed(message)) => {
+            Incoming::Fatal(encode_server(&ServerFrame::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                message,
+                retry_after_ms: None,
+                close: Some(CloseCode::Malformed.code()),
+            }))
+        }
+    }
+}
+
+/// Refuses authentication: `unauthorized` + 4001, or `forbidden` + 4011 (banned).
+async fn reject<S>(ws: &mut S, id: Option<RequestId>, e: &ServiceError)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let code = match e {
+        ServiceError::Forbidden(_) => CloseCode::Kicked,
+        _ => CloseCode::BadToken,
+    };
+    let frame = ServerFrame::Error {
+        id,
+        code: e.code(),
+        message: e.public_message(),
+        retry_after_ms: None,
+        close: Some(code.code()),
+    };
+    write_frames(ws, &[encode_server(&frame)], Duration::from_secs(5)).await;
+    close(ws, code).await;
+}
+
+async fn fatal<S>(ws: &mut S, reply: Bytes)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    write_frames(ws, &[reply], Duration::from_secs(5)).await;
+    close(ws, CloseCode::Malformed).await;
+}
+
+/// A message over `limits.max_frame_bytes` closes with 1009; other errors
+/// (protocol violations, I/O) end the connection.
+async fn on_ws_error<S>(ws: &mut S, e: WsError)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    match e {
+        WsError::PayloadTooLong { len, max_len } => {
+            tracing::debug!(len, max_len, "frame too large");
+            close(ws, CloseCode::TooLarge).await;
+        }
+        other => tracing::debug!(error = %other, "websocket error"),
+    }
+}
+
+/// Writes frames with one flush. False if the socket failed or stalled.
+async fn write_frames<S>(ws: &mut S, frames: &[Bytes], limit: Duration) -> bool
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    if frames.is_empty() {
+        return true;
+    }
+    let write = async {
+        for f in frames {
+            ws.feed(Message::text(f.clone())).await?;
+        }
+        ws.flush().await
+    };
+    matches!(timeout(limit, write).await, Ok(Ok(())))
+}
+
+async fn close<S>(ws: &mut S, code: CloseCode)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let ws_code = tokio_websockets::CloseCode::try_from(code.code())
+        .unwrap_or(tokio_websockets::CloseCode::POLICY_VIOLATION);
+    let msg = Message::close(Some(ws_code), code.reason());
+    // `send` fails when the WebSocket layer already queued a close of its
+    // own (e.g. 1009 for an oversized frame); `close` then flushes that one.
+    // `close` also waits (bounded) for the peer's close reply.
+    let _ = timeout(Duration::from_secs(2), async {
+        let _ = ws.send(msg).await;
+        ws.close().await
+    })
+    .await;
+}
+
+fn write_timeout(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.limits.idle_timeout_ms)
+}
+
+/// Keeps `tern_connections{transport}` in step with live connections.
+pub struct ConnectionGauge(&'static str);
+
+impl ConnectionGauge {
+    pub fn new(transport: &'static str) -> Self {
+        metrics::gauge!(crate::metrics::CONNECTIONS, "transport" => transport).increment(1.0);
+        Self(transport)
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::CONNECTIONS, "transport" => self.0).decrement(1.0);
+    }
+}

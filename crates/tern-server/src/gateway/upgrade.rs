@@ -1,0 +1,202 @@
+//! The WebSocket upgrade on `GET /ws`: validates the handshake, picks the
+//! codec (subprotocol `tern.json`/`tern.proto` or `?codec=`), reads a token
+//! from the `Authorization` header or `?token=`, answers 101 and hands the
+//! upgraded socket to a tracked connection task.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hyper_util::rt::TokioIo;
+use tern_proto::ErrorCode;
+use tokio_websockets::{Config as WsConfig, Limits, ServerBuilder};
+
+use super::conn::{self, ConnParams};
+use crate::state::AppState;
+
+const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Handles `GET /ws`.
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    if state.lifecycle.is_draining() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "server is draining",
+        );
+    }
+    let Some(accept) = accept_key(req.headers()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "not a WebSocket upgrade",
+        );
+    };
+    let query = req.uri().query().unwrap_or("");
+    let subprotocol = match choose_codec(req.headers(), query) {
+        Ok(p) => p,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg),
+    };
+    let token = bearer(req.headers()).or_else(|| query_param(query, "token"));
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let max_frame = state.config.limits.max_frame_bytes;
+    let lifecycle = state.lifecycle.clone();
+    lifecycle.connections.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = ServerBuilder::new()
+                    .limits(Limits::default().max_payload_len(Some(max_frame)))
+                    .config(WsConfig::default().frame_size(max_frame.max(1)))
+                    .serve(TokioIo::new(upgraded));
+                conn::serve(state, ws, ConnParams { peer, token }).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
+        }
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = subprotocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    res
+}
+
+/// `Sec-WebSocket-Accept` for a valid version-13 upgrade request.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return None;
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.as_bytes();
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key);
+    sha.update(WS_GUID.as_bytes());
+    Some(base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes()))
+}
+
+/// The subprotocol to name in the answer. Only the JSON codec exists so far:
+/// a client that insists on protobuf is refused with a clear message.
+fn choose_codec(headers: &HeaderMap, query: &str) -> Result<Option<&'static str>, &'static str> {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(',').map(|p| p.trim().to_owned()))
+        .collect();
+    let query_codec = query_param(query, "codec");
+    if offered.iter().any(|p| p == "tern.json") {
+        return Ok(Some("tern.json"));
+    }
+    let wants_proto =
+        offered.iter().any(|p| p == "tern.proto") || query_codec.as_deref() == Some("proto");
+    match query_codec.as_deref() {
+        _ if wants_proto => {
+            Err("the protobuf codec is not available on this server yet; use tern.json")
+        }
+        None | Some("json") => Ok(None),
+        Some(_) => Err("codec must be json or proto"),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// A percent-decoded query parameter.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_percent_decoding() {
+        assert_eq!(
+            query_param("a=1&token=x%2Ey&b", "token").as_deref(),
+            Some("x.y")
+        );
+        assert_eq!(query_param("codec=json", "token"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn accept_key_of_rfc_example() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert_eq!(
+            accept_key(&h).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+    }
+}

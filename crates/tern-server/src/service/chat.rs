@@ -1,0 +1,251 @@
+//! The requests of a session, shared by the WebSocket gateway and the HTTP
+//! API: send, sync, conversations, read pointers, typing and presence.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tern_proto::frame::{SendFrame, SyncFrame};
+use tern_proto::ids::{is_reserved_username, validate_cmid, validate_username};
+use tern_proto::{ConvId, ConvSummary, MessageKind, PresenceItem, RequestId};
+use tern_store::{Appended, HistoryPage, NewMessage, Page};
+use tokio::sync::oneshot;
+
+use super::writer::{ReplyTo, WriteRequest};
+use super::{now_ms, Hub, ServiceError, ServiceResult, Session};
+
+impl Hub {
+    /// Validates a WebSocket `send` and queues it; the `ack` (or `error`)
+    /// reaches the session's outbox once the message is committed.
+    pub async fn submit_send(
+        &self,
+        session: &Arc<Session>,
+        id: Option<RequestId>,
+        frame: SendFrame,
+    ) -> ServiceResult<()> {
+        let message = self.prepare_send(&session.user, frame).await?;
+        session.pending_sends.fetch_add(1, Ordering::AcqRel);
+        let reply = ReplyTo::Session {
+            session: session.clone(),
+            id,
+        };
+        let req = WriteRequest {
+            message,
+            reply,
+            accepted: Instant::now(),
+        };
+        self.submit(req).await.inspect_err(|_| {
+            session.pending_sends.fetch_sub(1, Ordering::AcqRel);
+        })
+    }
+
+    /// Sends and waits for the commit (the HTTP API's send). Pushes go to
+    /// every online session of every member.
+    pub async fn send_and_wait(&self, user: &str, frame: SendFrame) -> ServiceResult<Appended> {
+        let message = self.prepare_send(user, frame).await?;
+        let (tx, rx) = oneshot::channel();
+        let req = WriteRequest {
+            message,
+            reply: ReplyTo::Waiter(tx),
+            accepted: Instant::now(),
+        };
+        self.submit(req).await?;
+        rx.await
+            .map_err(|_| ServiceError::Unavailable("server is shutting down".into()))?
+    }
+
+    /// Checks a send against the protocol's rules and builds the message.
+    async fn prepare_send(&self, user: &str, f: SendFrame) -> ServiceResult<NewMessage> {
+        validate_cmid(&f.cmid).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let max_body = self.config.limits.max_body_bytes;
+        if f.body.len() > max_body {
+            return Err(ServiceError::TooLarge(format!(
+                "body is {} bytes, the limit is {max_body}",
+                f.body.len()
+            )));
+        }
+        if let Some(meta) = &f.meta {
+            if meta.len() > tern_proto::MAX_META_BYTES {
+                return Err(ServiceError::TooLarge("meta is over 4096 bytes".into()));
+            }
+        }
+        if f.kind == MessageKind::System {
+            return Err(ServiceError::Forbidden(
+                "kind system is reserved for the server".into(),
+            ));
+        }
+        let conv = self.target_conv(user, f.to, f.conv).await?;
+        Ok(NewMessage {
+            conv,
+            from: user.to_owned(),
+            body: f.body,
+            kind: f.kind,
+            cmid: f.cmid,
+            meta: f.meta,
+            mid: ulid::Ulid::new().to_string(),
+            ts: now_ms(),
+        })
+    }
+
+    /// Resolves `to` / `conv` into a conversation `user` may write to.
+    async fn target_conv(
+        &self,
+        user: &str,
+        to: Option<String>,
+        conv: Option<ConvId>,
+    ) -> ServiceResult<ConvId> {
+        let conv = match (to, conv) {
+            (Some(to), None) => {
+                self.require_user(&to).await?;
+                ConvId::direct(user, &to)
+            }
+            (None, Some(conv)) => conv,
+            _ => {
+                return Err(ServiceError::BadRequest(
+                    "send needs exactly one of `to` and `conv`".into(),
+                ))
+            }
+        };
+        self.check_member(user, &conv)?;
+        if let Some(peer) = conv.peer_of(user) {
+            self.require_user(peer).await?;
+        }
+        Ok(conv)
+    }
+
+    /// `not_found` unless `name` is an existing, non-reserved user.
+    pub async fn require_user(&self, name: &str) -> ServiceResult<()> {
+        let missing = || ServiceError::NotFound(format!("no such user: {name}"));
+        if validate_username(name).is_err() || is_reserved_username(name) {
+            return Err(missing());
+        }
+        if self.lock_known().contains(name) {
+            return Ok(());
+        }
+        match self.store.get_user(name).await? {
+            Some(_) => {
+                self.lock_known().insert(name.to_owned());
+                Ok(())
+            }
+            None => Err(missing()),
+        }
+    }
+
+    /// `forbidden` unless `user` belongs to `conv`.
+    pub fn check_member(&self, user: &str, conv: &ConvId) -> ServiceResult<()> {
+        match conv {
+            ConvId::Direct { .. } if conv.is_direct_party(user) => Ok(()),
+            ConvId::Direct { .. } => {
+                Err(ServiceError::Forbidden(format!("not a member of {conv}")))
+            }
+            ConvId::Group(_) => Err(ServiceError::NotFound(format!(
+                "no such conversation: {conv}"
+            ))),
+        }
+    }
+
+    /// A page of history (`sync`).
+    pub async fn sync(&self, user: &str, f: &SyncFrame) -> ServiceResult<HistoryPage> {
+        self.check_member(user, &f.conv)?;
+        let page = page_of(f.after, f.before, f.limit)?;
+        Ok(self.store.history(&f.conv, page).await?)
+    }
+
+    /// The user's conversations, most recent first.
+    pub async fn convs(&self, user: &str) -> ServiceResult<Vec<ConvSummary>> {
+        Ok(self.store.conversations(user).await?)
+    }
+
+    /// Moves the read pointer; a receipt goes out only when it moved.
+    pub async fn read(
+        &self,
+        user: &str,
+        conv: &ConvId,
+        seq: u64,
+        except: Option<u64>,
+    ) -> ServiceResult<()> {
+        self.check_member(user, conv)?;
+        let outcome = self.store.mark_read(user, conv, seq).await?;
+        if outcome.moved {
+            self.delivery.receipt(conv, user, outcome.read_seq, except);
+        }
+        Ok(())
+    }
+
+    /// Relays a typing notice to the other members (never stored).
+    pub fn typing(&self, user: &str, conv: &ConvId) -> ServiceResult<()> {
+        self.check_member(user, conv)?;
+        self.delivery.typing(conv, user);
+        Ok(())
+    }
+
+    /// Current presence of `users`; `session` (if any) is subscribed to changes.
+    pub async fn presence_of(&self, users: &[String]) -> ServiceResult<Vec<PresenceItem>> {
+        let max = self.config.limits.max_presence_subs;
+        if users.len() > max {
+            return Err(ServiceError::TooLarge(format!(
+                "at most {max} users at once"
+            )));
+        }
+        if let Some(bad) = users.iter().find(|u| validate_username(u).is_err()) {
+            return Err(ServiceError::BadRequest(format!("invalid username: {bad}")));
+        }
+        let mut items = Vec::with_capacity(users.len());
+        for user in users {
+            items.push(self.presence.get(user).await);
+        }
+        Ok(items)
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.known_users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Turns `after` / `before` / `limit` into a [`Page`] (PROTOCOL.md §4.2).
+pub fn page_of(after: Option<u64>, before: Option<u64>, limit: Option<i64>) -> ServiceResult<Page> {
+    let limit = match limit {
+        None => tern_proto::DEFAULT_SYNC_LIMIT,
+        Some(n) if n < 1 => {
+            return Err(ServiceError::BadRequest("limit must be at least 1".into()))
+        }
+        Some(n) => n.min(tern_proto::MAX_SYNC_LIMIT as i64) as u32,
+    };
+    match (after, before) {
+        (Some(_), Some(_)) => Err(ServiceError::BadRequest(
+            "give `after` or `before`, not both".into(),
+        )),
+        (Some(after), None) => Ok(Page::After { after, limit }),
+        (None, Some(before)) => Ok(Page::Before { before, limit }),
+        (None, None) => Ok(Page::Latest { limit }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages() {
+        assert_eq!(
+            page_of(None, None, None).unwrap(),
+            Page::Latest { limit: 100 }
+        );
+        assert_eq!(
+            page_of(Some(3), None, Some(900)).unwrap(),
+            Page::After {
+                after: 3,
+                limit: 500
+            }
+        );
+        assert_eq!(
+            page_of(None, Some(9), Some(2)).unwrap(),
+            Page::Before {
+                before: 9,
+                limit: 2
+            }
+        );
+        assert!(page_of(Some(1), Some(2), None).is_err());
+        assert!(page_of(None, None, Some(0)).is_err());
+    }
+}

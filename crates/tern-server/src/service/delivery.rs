@@ -1,0 +1,81 @@
+//! [`Delivery`]: pushes to the online sessions of a conversation's members.
+//! Every frame is encoded once and its bytes shared by all recipients.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tern_proto::{encode_server, ConvId, Message, ServerFrame};
+
+use super::outbox::Pushed;
+use super::registry::SessionRegistry;
+use crate::metrics as m;
+
+/// Fan-out of pushes to the sessions of this node.
+pub struct Delivery {
+    registry: Arc<SessionRegistry>,
+}
+
+impl Delivery {
+    pub fn new(registry: Arc<SessionRegistry>) -> Self {
+        Self { registry }
+    }
+
+    /// A new message: to every session of every member but `except`.
+    pub fn message(&self, msg: &Message, except: Option<u64>) {
+        let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+        self.to_members(&msg.conv, None, &frame, except);
+    }
+
+    /// A moved read pointer: to the other members, and to the reader's own
+    /// other sessions so its devices stay in step.
+    pub fn receipt(&self, conv: &ConvId, user: &str, seq: u64, except: Option<u64>) {
+        let frame = encode_server(&ServerFrame::Receipt {
+            conv: conv.clone(),
+            user: user.to_owned(),
+            seq,
+        });
+        self.to_members(conv, None, &frame, except);
+    }
+
+    /// A typing notice: to the other members only (never stored).
+    pub fn typing(&self, conv: &ConvId, user: &str) {
+        let frame = encode_server(&ServerFrame::Typing {
+            conv: conv.clone(),
+            user: user.to_owned(),
+        });
+        self.to_members(conv, Some(user), &frame, None);
+    }
+
+    /// Pushes `frame` to every session of `user` but `except`.
+    pub fn to_user(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
+        let mut n = 0;
+        self.registry.for_each_session(user, |s| {
+            if Some(s.id) != except && s.push(frame.clone()) == Pushed::Queued {
+                n += 1;
+            }
+        });
+        metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
+        n
+    }
+
+    fn to_members(
+        &self,
+        conv: &ConvId,
+        skip_user: Option<&str>,
+        frame: &Bytes,
+        except: Option<u64>,
+    ) {
+        match conv {
+            ConvId::Direct { a, b } => {
+                for user in [a, b].into_iter().filter(|u| Some(u.as_str()) != skip_user) {
+                    self.to_user(user, frame, except);
+                    if a == b {
+                        break;
+                    }
+                }
+            }
+            // Group membership arrives with the groups feature.
+            ConvId::Group(_) => {}
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Presence: who watches whom, last-seen times, and the pushes sent when a
+//! user comes online (first session) or goes offline (last session ends).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tern_proto::{encode_server, PresenceItem, ServerFrame};
+use tern_store::Store;
+
+use super::registry::{Session, SessionRegistry};
+
+/// Presence subscriptions and last-seen times of this node.
+pub struct Presence {
+    registry: Arc<SessionRegistry>,
+    store: Arc<dyn Store>,
+    /// watched user → sessions watching it.
+    watchers: Mutex<HashMap<String, Vec<Arc<Session>>>>,
+    /// Last-seen times learned since start (the store has older ones).
+    last_seen: Mutex<HashMap<Arc<str>, i64>>,
+}
+
+impl Presence {
+    pub fn new(registry: Arc<SessionRegistry>, store: Arc<dyn Store>) -> Self {
+        Self {
+            registry,
+            store,
+            watchers: Mutex::default(),
+            last_seen: Mutex::default(),
+        }
+    }
+
+    /// The current presence of `user`.
+    pub async fn get(&self, user: &str) -> PresenceItem {
+        let online = self.registry.is_online(user);
+        let known = lock(&self.last_seen).get(user).copied();
+        let last_seen = match known {
+            Some(ts) => Some(ts),
+            None => match self.store.get_user(user).await {
+                Ok(rec) => rec.and_then(|r| r.last_seen),
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence: last_seen lookup failed");
+                    None
+                }
+            },
+        };
+        PresenceItem {
+            user: user.to_owned(),
+            online,
+            last_seen,
+        }
+    }
+
+    /// `session` starts watching `users`.
+    pub fn subscribe(&self, session: &Arc<Session>, users: &[String]) {
+        let mut w = lock(&self.watchers);
+        for user in users {
+            let list = w.entry(user.clone()).or_default();
+            if !list.iter().any(|s| s.id == session.id) {
+                list.push(session.clone());
+            }
+        }
+    }
+
+    /// `session` stops watching `users`.
+    pub fn unsubscribe(&self, session_id: u64, users: &[String]) {
+        let mut w = lock(&self.watchers);
+        for user in users {
+            if let Some(list) = w.get_mut(user) {
+                list.retain(|s| s.id != session_id);
+                if list.is_empty() {
+                    w.remove(user);
+                }
+            }
+        }
+    }
+
+    /// A session started; `came_online` if it is the user's first.
+    pub fn session_started(&self, user: &Arc<str>, came_online: bool, now: i64) {
+        lock(&self.last_seen).insert(user.clone(), now);
+        if came_online {
+            // Only transitions are persisted: a reconnect storm must not turn
+            // into one database write per connection.
+            self.persist_last_seen(user, now);
+            self.announce(user, true, now);
+        }
+    }
+
+    /// A session ended; `went_offline` if it was the user's last.
+    pub fn session_ended(&self, user: &Arc<str>, went_offline: bool, now: i64) {
+        if went_offline {
+            lock(&self.last_seen).insert(user.clone(), now);
+            self.persist_last_seen(user, now);
+            self.announce(user, false, now);
+        }
+    }
+
+    fn announce(&self, user: &str, online: bool, last_seen: i64) {
+        let watchers: Vec<Arc<Session>> = match lock(&self.watchers).get(user) {
+            Some(list) => list.clone(),
+            None => return,
+        };
+        let frame = encode_server(&ServerFrame::Presence {
+            id: None,
+            items: vec![PresenceItem {
+                user: user.to_owned(),
+                online,
+                last_seen: Some(last_seen),
+            }],
+        });
+        for s in watchers {
+            s.push(frame.clone());
+        }
+    }
+
+    fn persist_last_seen(&self, user: &Arc<str>, ts: i64) {
+        let store = self.store.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.set_last_seen(&user, ts).await {
+                tracing::warn!(error = %e, user = %user, "could not store last_seen");
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,207 @@
+//! [`SessionRegistry`]: who is online, as user → live sessions, sharded so
+//! that connects, disconnects and fan-out lookups rarely contend.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tern_proto::CloseCode;
+
+use super::outbox::{Outbox, Pushed};
+
+const SHARDS: usize = 64;
+
+/// One shard: user → that user's live sessions, oldest first.
+type Shard = HashMap<Arc<str>, Vec<Arc<Session>>>;
+
+/// One authenticated connection, as the rest of the server sees it.
+pub struct Session {
+    /// Process-unique number; `auth_ok.session` is derived from it.
+    pub id: u64,
+    pub user: Arc<str>,
+    pub outbox: Outbox,
+    /// Sends accepted but not yet acknowledged (drained before closing).
+    pub pending_sends: AtomicU32,
+}
+
+impl Session {
+    pub fn new(id: u64, user: Arc<str>, outbox: Outbox) -> Self {
+        Self {
+            id,
+            user,
+            outbox,
+            pending_sends: AtomicU32::new(0),
+        }
+    }
+
+    /// The public session id.
+    pub fn public_id(&self) -> String {
+        format!("s-{:x}", self.id)
+    }
+
+    /// Queues a frame; on overflow the session closes itself (4010).
+    pub fn push(&self, frame: Bytes) -> Pushed {
+        let pushed = self.outbox.push(frame);
+        if pushed == Pushed::Overflow {
+            metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES).increment(1);
+            tracing::info!(user = %self.user, session = self.id, "slow consumer, closing");
+        }
+        pushed
+    }
+}
+
+/// What registering a session changed.
+pub struct Registered {
+    /// True if the user had no session before (it just came online).
+    pub came_online: bool,
+    /// Sessions closed to respect `max_sessions_per_user` (oldest first).
+    pub evicted: Vec<Arc<Session>>,
+}
+
+/// All live sessions of this node.
+pub struct SessionRegistry {
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::collections::hash_map::RandomState,
+    sessions: AtomicUsize,
+    max_per_user: usize,
+}
+
+impl SessionRegistry {
+    pub fn new(max_per_user: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            sessions: AtomicUsize::new(0),
+            max_per_user: max_per_user.max(1),
+        }
+    }
+
+    /// Adds a session; evicts the user's oldest ones beyond the limit.
+    pub fn register(&self, session: Arc<Session>) -> Registered {
+        let mut shard = self.shard(&session.user);
+        let list = shard.entry(session.user.clone()).or_default();
+        let came_online = list.is_empty();
+        list.push(session);
+        let excess = list.len().saturating_sub(self.max_per_user);
+        let evicted: Vec<_> = list.drain(..excess).collect();
+        drop(shard);
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        self.sessions.fetch_sub(evicted.len(), Ordering::Relaxed);
+        for old in &evicted {
+            old.outbox.close(CloseCode::Kicked);
+        }
+        Registered {
+            came_online,
+            evicted,
+        }
+    }
+
+    /// Removes a session. Returns true if the user has no session left
+    /// (it just went offline). Removing an evicted session is a no-op.
+    pub fn unregister(&self, session: &Session) -> bool {
+        let mut shard = self.shard(&session.user);
+        let Some(list) = shard.get_mut(&session.user) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|s| s.id != session.id);
+        if list.len() == before {
+            return false;
+        }
+        self.sessions.fetch_sub(1, Ordering::Relaxed);
+        if list.is_empty() {
+            shard.remove(&session.user);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn is_online(&self, user: &str) -> bool {
+        self.shard(user).contains_key(user)
+    }
+
+    /// Calls `f` on every live session of `user` (under the shard lock: `f`
+    /// must be quick and must not touch the registry).
+    pub fn for_each_session(&self, user: &str, mut f: impl FnMut(&Arc<Session>)) {
+        if let Some(list) = self.shard(user).get(user) {
+            list.iter().for_each(&mut f);
+        }
+    }
+
+    /// Closes every session of `user` with `code`. Returns how many.
+    pub fn close_user(&self, user: &str, code: CloseCode) -> usize {
+        let mut n = 0;
+        self.for_each_session(user, |s| {
+            s.outbox.close(code);
+            n += 1;
+        });
+        n
+    }
+
+    /// A snapshot of every live session (for `goaway` and shutdown).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(shard.values().flatten().cloned());
+        }
+        out
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of users online.
+    pub fn users_online(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    fn shard(&self, user: &str) -> MutexGuard<'_, Shard> {
+        let idx = (self.hasher.hash_one(user) as usize) % SHARDS;
+        self.shards[idx].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: u64, user: &str) -> Arc<Session> {
+        Arc::new(Session::new(id, user.into(), Outbox::new(8, 1024)))
+    }
+
+    #[test]
+    fn online_transitions_and_eviction() {
+        let reg = SessionRegistry::new(2);
+        let (a1, a2, a3) = (
+            session(1, "alice"),
+            session(2, "alice"),
+            session(3, "alice"),
+        );
+        assert!(reg.register(a1.clone()).came_online);
+        assert!(!reg.register(a2.clone()).came_online);
+        let r = reg.register(a3.clone());
+        assert_eq!(r.evicted.len(), 1);
+        assert_eq!(r.evicted[0].id, 1);
+        assert!(a1.outbox.is_closing());
+        assert_eq!(reg.len(), 2);
+        assert!(!reg.unregister(&a1), "evicted session is already gone");
+        assert!(!reg.unregister(&a2));
+        assert!(reg.is_online("alice"));
+        assert!(reg.unregister(&a3));
+        assert!(!reg.is_online("alice"));
+        assert_eq!(reg.len(), 0);
+    }
+}

@@ -1,0 +1,113 @@
+//! The group-commit writer: one task takes every send waiting in its queue
+//! (up to `store.batch_max`), stores them in ONE transaction, then answers
+//! each sender and fans the new messages out. Under load the queue fills
+//! while a commit runs, so batches grow by themselves; when idle a lone send
+//! is committed at once (no fixed linger).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tern_proto::{RequestId, ServerFrame};
+use tern_store::{Appended, NewMessage, Store, StoreResult};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::delivery::Delivery;
+use super::error::{ServiceError, ServiceResult};
+use super::registry::Session;
+use crate::metrics as m;
+
+/// Who waits for the outcome of a send.
+pub enum ReplyTo {
+    /// A WebSocket session: its `ack`/`error` goes into its outbox.
+    Session {
+        session: Arc<Session>,
+        id: Option<RequestId>,
+    },
+    /// An in-process caller (HTTP): gets the result on a channel.
+    Waiter(oneshot::Sender<ServiceResult<Appended>>),
+}
+
+/// One queued send.
+pub struct WriteRequest {
+    pub message: NewMessage,
+    pub reply: ReplyTo,
+    pub accepted: Instant,
+}
+
+/// Starts the writer task. It ends once every sender is dropped and the
+/// queue is empty, so every accepted send gets its answer.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    capacity: usize,
+    batch_max: usize,
+) -> (mpsc::Sender<WriteRequest>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let task = tokio::spawn(run(rx, store, delivery, batch_max.max(1)));
+    (tx, task)
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<WriteRequest>,
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    batch_max: usize,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut batch, batch_max).await > 0 {
+        let (messages, waiting): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|r| (r.message, (r.reply, r.accepted)))
+            .unzip();
+        let n = messages.len();
+        let started = Instant::now();
+        let results = store.append(messages).await;
+        metrics::histogram!(m::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::STORE_BATCH_SIZE).record(n as f64);
+        for ((reply, accepted), result) in waiting.into_iter().zip(results) {
+            finish(&delivery, reply, accepted, result);
+        }
+    }
+}
+
+/// Answers one sender, then fans a new message out (persist → ack → fan out).
+fn finish(delivery: &Delivery, reply: ReplyTo, accepted: Instant, result: StoreResult<Appended>) {
+    let result = result.map_err(ServiceError::from);
+    if let Ok(a) = &result {
+        if !a.duplicate {
+            metrics::counter!(m::MESSAGES_STORED).increment(1);
+        }
+    }
+    match reply {
+        ReplyTo::Session { session, id } => {
+            let frame = match &result {
+                Ok(a) => ServerFrame::Ack {
+                    id,
+                    conv: a.message.conv.clone(),
+                    seq: a.message.seq,
+                    mid: a.message.mid.clone(),
+                    ts: a.message.ts,
+                },
+                Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+            };
+            session.push(tern_proto::encode_server(&frame));
+            session.pending_sends.fetch_sub(1, Ordering::AcqRel);
+            metrics::histogram!(m::SEND_ACK_SECONDS).record(accepted.elapsed().as_secs_f64());
+            if let Ok(a) = result {
+                if !a.duplicate {
+                    delivery.message(&a.message, Some(session.id));
+                }
+            }
+        }
+        ReplyTo::Waiter(tx) => {
+            if let Ok(a) = &result {
+                if !a.duplicate {
+                    delivery.message(&a.message, None);
+                }
+            }
+            let _ = tx.send(result);
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The embedded default store: SQLite in WAL mode, one writer connection (all
+//! writes, so our own writes never meet SQLITE_BUSY) and a pool of readers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use tern_proto::{ConvId, ConvSummary, Message};
+
+use crate::batch::{append_batch, keys, BatchWriter, Fresh, TxFailure};
+use crate::common::{
+    map_err, map_migrate_err, message_from_row, page_from_rows, summary_from_row, to_i64, to_u64,
+    MessageRow, SummaryRow, UserRow,
+};
+use crate::{
+    Appended, HistoryPage, NewMessage, OpenOptions, Page, ReadOutcome, Store, StoreError,
+    StoreResult, UserRecord,
+};
+
+const MESSAGE_COLUMNS: &str = "conv, seq, mid, sender, body, kind, ts, cmid, meta";
+
+// The write path is set-based: each statement takes the whole batch as one
+// JSON array parameter (walked with `json_each`), so a batch costs five
+// statements whatever its size. Sound because `BEGIN IMMEDIATE` holds the
+// database write lock for the whole transaction.
+
+/// `[[sender, cmid], …]` → `index, message columns` of those already stored.
+const LOOKUP: &str = "SELECT j.key, m.conv, m.seq, m.mid, m.sender, m.body, m.kind, m.ts, \
+     m.cmid, m.meta FROM json_each(?1) AS j \
+     JOIN messages AS m ON m.sender = j.value ->> 0 AND m.cmid = j.value ->> 1";
+
+/// `[[conv, kind, count, last_ts], …]` → each conversation's new last_seq.
+const BUMP_CONVS: &str = "INSERT INTO conversations (conv, kind, last_seq, last_ts, created_at) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 3 \
+     FROM json_each(?1) WHERE true \
+     ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq, \
+     last_ts = max(conversations.last_ts, excluded.last_ts) \
+     RETURNING conv, last_seq";
+
+/// `[[conv, seq, mid, sender, body, kind, ts, cmid, meta], …]`.
+const INSERT_MESSAGES: &str = "INSERT INTO messages \
+     (conv, seq, mid, sender, body, kind, ts, cmid, meta) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+     value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each(?1)";
+
+/// `[[conv, username, joined_at], …]`.
+const INSERT_MEMBERS: &str = "INSERT INTO conv_members (conv, username, read_seq, joined_at) \
+     SELECT value ->> 0, value ->> 1, 0, value ->> 2 FROM json_each(?1) WHERE true \
+     ON CONFLICT (conv, username) DO NOTHING";
+
+/// `[[conv, username, seq], …]`: move read pointers up, never back.
+const ADVANCE_READS: &str = "UPDATE conv_members SET read_seq = j.value ->> 2 \
+     FROM json_each(?1) AS j \
+     WHERE conv_members.conv = j.value ->> 0 AND conv_members.username = j.value ->> 1 \
+     AND conv_members.read_seq < j.value ->> 2";
+
+const MARK_READ: &str = "UPDATE conv_members \
+     SET read_seq = min(?3, (SELECT last_seq FROM conversations WHERE conv = ?1)) \
+     WHERE conv = ?1 AND username = ?2 \
+     AND read_seq < min(?3, (SELECT last_seq FROM conversations WHERE conv = ?1)) \
+     RETURNING read_seq";
+
+const CONVERSATIONS: &str = "SELECT c.conv, c.kind, c.last_seq, m.read_seq, g.name, \
+     x.seq, x.mid, x.sender, x.body, x.kind, x.ts, x.cmid, x.meta \
+     FROM conv_members m \
+     JOIN conversations c ON c.conv = m.conv \
+     LEFT JOIN groups g ON c.kind = 'group' AND g.id = substr(c.conv, 3) \
+     LEFT JOIN messages x ON x.conv = c.conv AND x.seq = c.last_seq \
+     WHERE m.username = ?1 \
+     ORDER BY c.last_ts DESC, c.conv";
+
+/// How long a caller waits for a pooled connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite behind two pools: `writer` (exactly one connection) and `reader`.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if missing) and migrates.
+    pub async fn open(url: &str, opts: OpenOptions) -> StoreResult<Self> {
+        // Durability: an ack follows COMMIT. In WAL mode with
+        // synchronous=NORMAL a commit is in the WAL file (the OS page cache)
+        // when COMMIT returns, so it survives a crash or kill -9 of the
+        // process; only a power loss / kernel crash can lose the last commits
+        // before the next checkpoint fsync. FULL would fsync on every commit,
+        // which group commit amortizes but still costs an fsync per batch.
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            create_parent_dir(options.get_filename())?;
+        }
+        let writer = pool(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(map_migrate_err)?;
+        // Separate connections to an in-memory database would each see their
+        // own database (or fight over a shared cache): read through the writer.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            pool(opts.max_connections.max(1))
+                .connect_with(options)
+                .await
+                .map_err(map_err)?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        // IMMEDIATE takes the write lock up front, so another process holding
+        // it makes us wait (busy_timeout) instead of failing mid-transaction.
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+fn pool(max: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // Keep connections (and their prepared statements) for good.
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
+
+fn create_parent_dir(file: &Path) -> StoreResult<()> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+/// A message row with its batch index in front.
+type IndexedRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, TxFailure> {
+    serde_json::to_string(value)
+        .map_err(|e| TxFailure::from(StoreError::Other(format!("encoding batch: {e}"))))
+}
+
+/// The messages of `msgs` already stored, by index.
+async fn lookup(
+    conn: &mut SqliteConnection,
+    msgs: &[&NewMessage],
+) -> Result<HashMap<usize, Message>, TxFailure> {
+    let (senders, cmids) = keys(msgs);
+    let pairs: Vec<(&str, &str)> = senders.into_iter().zip(cmids).collect();
+    let rows: Vec<IndexedRow> = sqlx::query_as(LOOKUP)
+        .bind(json(&pairs)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for (i, conv, seq, mid, from, body, kind, ts, cmid, meta) in rows {
+        let i = usize::try_from(i).map_err(|_| StoreError::Other("bad batch index".into()))?;
+        let message = message_from_row((conv, seq, mid, from, body, kind, ts, cmid, meta))?;
+        found.insert(i, message);
+    }
+    Ok(found)
+}
+
+/// Stores the new messages of `fresh`; returns their seqs.
+async fn store_fresh(
+    conn: &mut SqliteConnection,
+    fresh: &Fresh<'_>,
+) -> Result<Vec<i64>, TxFailure> {
+    let bumps: Vec<_> = fresh
+        .bumps
+        .iter()
+        .map(|b| (&b.conv, b.kind, b.count, b.last_ts))
+        .collect();
+    let last: Vec<(String, i64)> = sqlx::query_as(BUMP_CONVS)
+        .bind(json(&bumps)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let seqs = fresh.seqs(&last.into_iter().collect())?;
+    let rows: Vec<_> = fresh
+        .msgs
+        .iter()
+        .zip(&fresh.convs)
+        .zip(&seqs)
+        .map(|((m, conv), seq)| {
+            let meta = m.meta.as_ref().map(|meta| meta.as_str());
+            (
+                conv,
+                seq,
+                &m.mid,
+                &m.from,
+                &m.body,
+                m.kind.as_str(),
+                m.ts,
+                &m.cmid,
+                meta,
+            )
+        })
+        .collect();
+    sqlx::query(INSERT_MESSAGES)
+        .bind(json(&rows)?)
+        .execute(&mut *conn)
+        .await?;
+    let members = fresh.first_members(&seqs);
+    if !members.is_empty() {
+        sqlx::query(INSERT_MEMBERS)
+            .bind(json(&members)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(ADVANCE_READS)
+        .bind(json(&fresh.read_moves(&seqs))?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(seqs)
+}
+
+#[async_trait]
+impl BatchWriter for SqliteStore {
+    async fn write_batch(&self, msgs: &[&NewMessage]) -> Result<Vec<Appended>, TxFailure> {
+        let mut tx = self.begin().await?;
+        let stored = lookup(&mut tx, msgs).await?;
+        let fresh = Fresh::new(msgs, &stored);
+        let seqs = if fresh.msgs.is_empty() {
+            Vec::new()
+        } else {
+            store_fresh(&mut tx, &fresh).await?
+        };
+        tx.commit().await?;
+        Ok(fresh.results(msgs.len(), stored, &seqs)?)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT username, password_hash, created_at, banned, last_seen \
+             FROM users WHERE username = ?1",
+        )
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(row.map(crate::common::user_from_row))
+    }
+
+    async fn set_last_seen(&self, username: &str, ts_ms: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen = ?2 WHERE username = ?1")
+            .bind(username)
+            .bind(ts_ms)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn set_banned(&self, username: &str, banned: bool) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE users SET banned = ?2 WHERE username = ?1")
+            .bind(username)
+            .bind(banned)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append(&self, batch: Vec<NewMessage>) -> Vec<StoreResult<Appended>> {
+        append_batch(self, batch).await
+    }
+
+    async fn history(&self, conv: &ConvId, page: Page) -> StoreResult<HistoryPage> {
+        let (sql, bound, limit, newest_first) = match page {
+            Page::After { after, limit } => ("seq > ?2 ORDER BY seq ASC", after, limit, false),
+            Page::Before { before, limit } => ("seq < ?2 ORDER BY seq DESC", before, limit, true),
+            Page::Latest { limit } => ("seq < ?2 ORDER BY seq DESC", u64::MAX, limit, true),
+        };
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND {sql} LIMIT ?3");
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(conv.to_string())
+            .bind(to_i64(bound))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        page_from_rows(rows, limit, newest_first)
+    }
+
+    async fn conversations(&self, user: &str) -> StoreResult<Vec<ConvSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(CONVERSATIONS)
+            .bind(user)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter()
+            .map(|row| summary_from_row(user, row))
+            .collect()
+    }
+
+    async fn mark_read(&self, user: &str, conv: &ConvId, seq: u64) -> StoreResult<ReadOutcome> {
+        let conv = conv.to_string();
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        let moved: Option<i64> = sqlx::query_scalar(MARK_READ)
+            .bind(&conv)
+            .bind(user)
+            .bind(to_i64(seq))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if let Some(read_seq) = moved {
+            return Ok(ReadOutcome {
+                read_seq: to_u64(read_seq, "read_seq")?,
+                moved: true,
+            });
+        }
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT read_seq FROM conv_members WHERE conv = ?1 AND username = ?2",
+        )
+        .bind(&conv)
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(ReadOutcome {
+            read_seq: to_u64(current.unwrap_or(0), "read_seq")?,
+            moved: false,
+        })
+    }
+
+    async fn counts(&self) -> StoreResult<(u64, u64)> {
+        let (users, messages): (i64, i64) = sqlx::query_as(crate::common::COUNTS)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok((to_u64(users, "count")?, to_u64(messages, "count")?))
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

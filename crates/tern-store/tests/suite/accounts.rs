@@ -1,0 +1,55 @@
+//! Account cases: create / conflict / get, bans, last seen, counts, ping.
+
+use std::sync::Arc;
+
+use tern_store::{Store, UserRecord};
+
+use super::{direct, msg, send};
+
+pub async fn users(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), (0, 0));
+    assert!(store
+        .create_user("alice", Some("$argon2id$x"), 1_000)
+        .await
+        .unwrap());
+    assert!(!store.create_user("alice", None, 2_000).await.unwrap());
+    assert!(store.create_user("bob", None, 3_000).await.unwrap());
+
+    let alice = store.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        alice,
+        UserRecord {
+            username: "alice".into(),
+            password_hash: Some("$argon2id$x".into()),
+            created_at: 1_000,
+            banned: false,
+            last_seen: None,
+        }
+    );
+    assert_eq!(
+        store.get_user("bob").await.unwrap().unwrap().password_hash,
+        None
+    );
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+
+    assert!(store.set_banned("alice", true).await.unwrap());
+    assert!(store.set_banned("alice", true).await.unwrap());
+    assert!(store.get_user("alice").await.unwrap().unwrap().banned);
+    assert!(store.set_banned("alice", false).await.unwrap());
+    assert!(!store.get_user("alice").await.unwrap().unwrap().banned);
+    assert!(!store.set_banned("nobody", true).await.unwrap());
+
+    store.set_last_seen("bob", 5_000).await.unwrap();
+    assert_eq!(
+        store.get_user("bob").await.unwrap().unwrap().last_seen,
+        Some(5_000)
+    );
+    store.set_last_seen("nobody", 5_000).await.unwrap();
+
+    let ab = direct("alice", "bob");
+    send(&store, msg(&ab, "alice", "c1", "hi", 1)).await;
+    send(&store, msg(&ab, "alice", "c1", "resend", 2)).await;
+    send(&store, msg(&ab, "bob", "c1", "hi back", 3)).await;
+    assert_eq!(store.counts().await.unwrap(), (2, 2));
+}
