@@ -7,7 +7,10 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
+use serde_json::value::RawValue;
+
 use crate::frame::{ClientFrame, RequestId, ServerFrame};
+use crate::message::Meta;
 
 /// Why bytes did not decode into a frame.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,9 +26,29 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes a frame sent by a client.
+/// Decodes a frame sent by a client. A `send`'s `meta` keeps the client's
+/// exact JSON text (the server stores and returns it untouched).
 pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
-    decode(bytes)
+    let mut frame: ClientFrame = decode(bytes)?;
+    if let ClientFrame::Send(send) = &mut frame {
+        if send.meta.is_some() {
+            if let Some(raw) = raw_meta(bytes) {
+                send.meta = Some(raw);
+            }
+        }
+    }
+    Ok(frame)
+}
+
+/// The `meta` member of a JSON object, as the exact text the client sent.
+pub fn raw_meta(bytes: &[u8]) -> Option<Meta> {
+    #[derive(Deserialize)]
+    struct MetaOnly<'a> {
+        #[serde(borrow, default)]
+        meta: Option<&'a RawValue>,
+    }
+    let only: MetaOnly<'_> = serde_json::from_slice(bytes).ok()?;
+    Meta::from_json(only.meta?.get()).ok()
 }
 
 /// Decodes a frame sent by the server (used by clients).
@@ -103,6 +126,16 @@ mod tests {
         let ClientFrame::Send(s) = f else { panic!() };
         assert_eq!(s.conv, Some(ConvId::Group("x1".into())));
         assert_eq!(s.meta.unwrap().as_str(), r#"{"z":1,"a":[2]}"#);
+        let exact = r#"{"big":123456789012345678901234567890, "f":1.0,"e":1e2,"s":"\u00e9"}"#;
+        let raw = format!(r#"{{"type":"send","to":"bob","cmid":"c","body":"b","meta":{exact}}}"#);
+        let ClientFrame::Send(s) = decode_client(raw.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            s.meta.unwrap().as_str(),
+            exact,
+            "meta is kept byte for byte"
+        );
     }
 
     #[test]

@@ -41,11 +41,15 @@ impl MessageKind {
 pub struct Meta(Box<RawValue>);
 
 impl Meta {
-    /// Parses stored or received text; it must be a JSON object.
+    /// Takes stored or received JSON text as it is (so numbers, escapes and
+    /// key order come back byte for byte); it must be a JSON object.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("meta: {e}"))?;
-        Self::from_value(value)
+        let raw =
+            RawValue::from_string(text.trim().to_owned()).map_err(|e| format!("meta: {e}"))?;
+        if !raw.get().starts_with('{') {
+            return Err("meta must be a JSON object".into());
+        }
+        Ok(Self(raw))
     }
 
     fn from_value(value: serde_json::Value) -> Result<Self, String> {

@@ -90,6 +90,10 @@ async fn send_errors() {
         .request(json!({"type":"typing","id":7,"conv":"d:bob:carol"}))
         .await;
     assert_eq!(r["code"], "forbidden");
+    let r = alice
+        .request(json!({"type":"send","id":9,"to":"alice","cmid":"z","body":"a\u{0}b"}))
+        .await;
+    assert_eq!(r["code"], "bad_request", "NUL is refused on every backend");
     // Notes to self work.
     let r = alice
         .request(json!({"type":"send","id":8,"conv":"d:alice:alice","cmid":"n1","body":"memo"}))
@@ -114,6 +118,18 @@ async fn idempotent_resend_returns_the_original_ack_and_pushes_nothing() {
     for k in ["conv", "seq", "mid", "ts"] {
         assert_eq!(first[k], again[k], "{k}");
     }
+    // Even a repeat that would now fail its checks gets the original ack.
+    let odd = alice
+        .request(json!({"type":"send","id":5,"to":"ghost","cmid":"same","body":"x"}))
+        .await;
+    assert_eq!(
+        (odd["type"].clone(), odd["seq"].clone()),
+        (json!("ack"), first["seq"].clone())
+    );
+    let odd = alice
+        .request(json!({"type":"send","id":6,"conv":"d:bob:carol","cmid":"same","body":"x"}))
+        .await;
+    assert_eq!(odd["mid"], first["mid"]);
     bob.expect_silence(Duration::from_millis(200)).await;
     let page = alice
         .request(json!({"type":"sync","id":3,"conv":"d:alice:bob","after":0}))

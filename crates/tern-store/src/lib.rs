@@ -21,7 +21,7 @@ pub use types::{Appended, HistoryPage, NewMessage, Page, ReadOutcome, UserRecord
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tern_proto::{ConvId, ConvSummary};
+use tern_proto::{ConvId, ConvSummary, Message};
 
 /// Connection settings common to both backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of a conversation's history, ascending by seq.
     async fn history(&self, conv: &ConvId, page: Page) -> StoreResult<HistoryPage>;
+
+    /// The message `sender` stored with `cmid`, if any (answers a repeated
+    /// send with its original ack even when the repeat itself is invalid).
+    async fn find_sent(&self, sender: &str, cmid: &str) -> StoreResult<Option<Message>>;
 
     /// The user's conversations, most recent activity first.
     async fn conversations(&self, user: &str) -> StoreResult<Vec<ConvSummary>>;

@@ -341,6 +341,17 @@ impl Store for SqliteStore {
         page_from_rows(rows, limit, newest_first)
     }
 
+    async fn find_sent(&self, sender: &str, cmid: &str) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND cmid = ?2");
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(sender)
+            .bind(cmid)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.map(message_from_row).transpose()
+    }
+
     async fn conversations(&self, user: &str) -> StoreResult<Vec<ConvSummary>> {
         let rows: Vec<SummaryRow> = sqlx::query_as(CONVERSATIONS)
             .bind(user)

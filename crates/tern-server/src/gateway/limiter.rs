@@ -2,6 +2,7 @@
 //! `limits.send_burst` burst) and the abuse window that turns too many
 //! `rate_limited` answers within a minute into a 4008 close.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 const ABUSE_WINDOW: Duration = Duration::from_secs(60);
@@ -28,8 +29,9 @@ pub struct SendLimiter {
     tokens: f64,
     refilled: Instant,
     abuse_limit: u32,
-    limited_in_window: u32,
-    window_start: Instant,
+    /// When the recent refusals happened (a true sliding minute). Empty, and
+    /// allocation-free, for sessions that behave.
+    refusals: VecDeque<Instant>,
 }
 
 impl SendLimiter {
@@ -42,8 +44,7 @@ impl SendLimiter {
             tokens: burst,
             refilled: now,
             abuse_limit,
-            limited_in_window: 0,
-            window_start: now,
+            refusals: VecDeque::new(),
         }
     }
 
@@ -57,12 +58,14 @@ impl SendLimiter {
             return Verdict::Allowed;
         }
         let retry_after_ms = (((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64;
-        if now.saturating_duration_since(self.window_start) > ABUSE_WINDOW {
-            self.window_start = now;
-            self.limited_in_window = 0;
+        while let Some(&first) = self.refusals.front() {
+            if now.saturating_duration_since(first) < ABUSE_WINDOW {
+                break;
+            }
+            self.refusals.pop_front();
         }
-        self.limited_in_window += 1;
-        if self.limited_in_window > self.abuse_limit {
+        self.refusals.push_back(now);
+        if self.refusals.len() > self.abuse_limit as usize {
             Verdict::Abuse { retry_after_ms }
         } else {
             Verdict::Limited { retry_after_ms }
@@ -94,6 +97,39 @@ mod tests {
             matches!(l.check(t1), Verdict::Abuse { .. }),
             "third refusal in the window"
         );
+    }
+
+    #[test]
+    fn abuse_window_slides() {
+        let t0 = Instant::now();
+        let mut l = SendLimiter::new(1, 1, 2);
+        assert_eq!(l.check(t0), Verdict::Allowed);
+        let t1 = t0 + Duration::from_millis(10);
+        assert!(matches!(l.check(t1), Verdict::Limited { .. }));
+        let t2 = t0 + Duration::from_secs(59);
+        // Refill gives one token at t2; spend it, then two refusals.
+        assert_eq!(l.check(t2), Verdict::Allowed);
+        assert!(matches!(l.check(t2), Verdict::Limited { .. }));
+        // Third refusal within 60 s of the first (t1): abuse, across any
+        // fixed minute boundary.
+        let t3 = t0 + Duration::from_millis(59_500);
+        assert!(matches!(l.check(t3), Verdict::Abuse { .. }));
+        // Once t1 is more than a minute old it no longer counts.
+        let mut l = SendLimiter::new(1, 1, 2);
+        l.check(t0);
+        l.check(t1);
+        assert!(matches!(
+            l.check(t0 + Duration::from_secs(61)),
+            Verdict::Allowed
+        ));
+        assert!(matches!(
+            l.check(t0 + Duration::from_secs(61)),
+            Verdict::Limited { .. }
+        ));
+        assert!(matches!(
+            l.check(t0 + Duration::from_secs(61)),
+            Verdict::Limited { .. }
+        ));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tern_proto::frame::{SendFrame, SyncFrame};
 use tern_proto::ids::{is_reserved_username, validate_cmid, validate_username};
-use tern_proto::{ConvId, ConvSummary, MessageKind, PresenceItem, RequestId};
+use tern_proto::{
+    encode_server, ConvId, ConvSummary, Message, MessageKind, PresenceItem, RequestId, ServerFrame,
+};
 use tern_store::{Appended, HistoryPage, NewMessage, Page};
 use tokio::sync::oneshot;
 
@@ -23,7 +25,13 @@ impl Hub {
         id: Option<RequestId>,
         frame: SendFrame,
     ) -> ServiceResult<()> {
-        let message = self.prepare_send(&session.user, frame).await?;
+        let message = match self.prepare_or_repeat(&session.user, frame).await? {
+            Prepared::New(m) => m,
+            Prepared::Repeat(original) => {
+                session.push(encode_server(&ack_of(id, &original)));
+                return Ok(());
+            }
+        };
         session.pending_sends.fetch_add(1, Ordering::AcqRel);
         let reply = ReplyTo::Session {
             session: session.clone(),
@@ -42,7 +50,15 @@ impl Hub {
     /// Sends and waits for the commit (the HTTP API's send). Pushes go to
     /// every online session of every member.
     pub async fn send_and_wait(&self, user: &str, frame: SendFrame) -> ServiceResult<Appended> {
-        let message = self.prepare_send(user, frame).await?;
+        let message = match self.prepare_or_repeat(user, frame).await? {
+            Prepared::New(m) => m,
+            Prepared::Repeat(message) => {
+                return Ok(Appended {
+                    message,
+                    duplicate: true,
+                })
+            }
+        };
         let (tx, rx) = oneshot::channel();
         let req = WriteRequest {
             message,
@@ -54,6 +70,24 @@ impl Hub {
             .map_err(|_| ServiceError::Unavailable("server is shutting down".into()))?
     }
 
+    /// Like [`Self::prepare_send`], but a send that fails its checks and
+    /// repeats a stored (sender, cmid) is answered with the original: a
+    /// repeat gets the original ack "whatever its body or target".
+    async fn prepare_or_repeat(&self, user: &str, f: SendFrame) -> ServiceResult<Prepared> {
+        let cmid = f.cmid.clone();
+        let err = match self.prepare_send(user, f).await {
+            Ok(m) => return Ok(Prepared::New(m)),
+            Err(e) => e,
+        };
+        if validate_cmid(&cmid).is_err() || matches!(err, ServiceError::Unavailable(_)) {
+            return Err(err);
+        }
+        match self.store.find_sent(user, &cmid).await {
+            Ok(Some(original)) => Ok(Prepared::Repeat(original)),
+            _ => Err(err),
+        }
+    }
+
     /// Checks a send against the protocol's rules and builds the message.
     async fn prepare_send(&self, user: &str, f: SendFrame) -> ServiceResult<NewMessage> {
         validate_cmid(&f.cmid).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
@@ -63,6 +97,11 @@ impl Hub {
                 "body is {} bytes, the limit is {max_body}",
                 f.body.len()
             )));
+        }
+        if f.body.contains('\0') || f.cmid.contains('\0') {
+            return Err(ServiceError::BadRequest(
+                "body and cmid must not contain NUL characters".into(),
+            ));
         }
         if let Some(meta) = &f.meta {
             if meta.len() > tern_proto::MAX_META_BYTES {
@@ -199,6 +238,23 @@ impl Hub {
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.known_users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A send after its checks: new, or a repeat of a stored one.
+enum Prepared {
+    New(NewMessage),
+    Repeat(Message),
+}
+
+/// The `ack` frame of a stored message.
+pub fn ack_of(id: Option<RequestId>, m: &Message) -> ServerFrame {
+    ServerFrame::Ack {
+        id,
+        conv: m.conv.clone(),
+        seq: m.seq,
+        mid: m.mid.clone(),
+        ts: m.ts,
     }
 }
 

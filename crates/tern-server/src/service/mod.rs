@@ -1,7 +1,7 @@
 //! The service layer: sessions, delivery, conversations, presence. No I/O
 //! details: the gateway and the HTTP API both call into [`Hub`].
 
-mod chat;
+pub mod chat;
 pub mod delivery;
 pub mod error;
 pub mod outbox;

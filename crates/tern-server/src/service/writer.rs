@@ -83,13 +83,7 @@ fn finish(delivery: &Delivery, reply: ReplyTo, accepted: Instant, result: StoreR
     match reply {
         ReplyTo::Session { session, id } => {
             let frame = match &result {
-                Ok(a) => ServerFrame::Ack {
-                    id,
-                    conv: a.message.conv.clone(),
-                    seq: a.message.seq,
-                    mid: a.message.mid.clone(),
-                    ts: a.message.ts,
-                },
+                Ok(a) => super::chat::ack_of(id, &a.message),
                 Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
             };
             session.push(tern_proto::encode_server(&frame));

@@ -151,6 +151,11 @@ pub async fn idempotent_resend(store: Arc<dyn Store>) {
         .unwrap();
     assert!(page.items.is_empty());
     assert!(store.conversations("carol").await.unwrap().is_empty());
+    // The original can be looked up by (sender, cmid).
+    let found = store.find_sent("alice", "c1").await.unwrap();
+    assert_eq!(found, Some(first.message.clone()));
+    assert_eq!(store.find_sent("alice", "nope").await.unwrap(), None);
+    assert_eq!(store.find_sent("carol", "c1").await.unwrap(), None);
     // Another sender may reuse the cmid.
     let bob = send(&store, msg(&ab, "bob", "c1", "from bob", 30)).await;
     assert!(!bob.duplicate);
