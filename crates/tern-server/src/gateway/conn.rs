@@ -5,6 +5,7 @@
 //! `tokio_websockets::Message`.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tern_proto::{
     decode_client, encode_server, CloseCode, DecodeError, ErrorCode, RequestId, ServerFrame,
 };
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_websockets::{Error as WsError, Message};
 use tracing::Instrument;
 
@@ -46,36 +47,51 @@ async fn run<S>(state: AppState, mut ws: S, token: Option<String>)
 where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let Some((identity, auth_id)) = authenticate(&state, &mut ws, token).await else {
+    // Cold phases are boxed so that only the small session state stays in
+    // every idle connection's future.
+    let Some((session, hello)) = Box::pin(start_session(&state, &mut ws, token)).await else {
         return;
     };
-    tracing::Span::current().record("user", identity.user.as_str());
-    let session = state.hub.open_session(&identity.user);
     let limits = &state.config.limits;
-    let ok = ServerFrame::AuthOk {
-        id: auth_id,
-        user: identity.user.clone(),
-        session: session.public_id(),
-        heartbeat_ms: limits.heartbeat_ms,
-        server_time: crate::service::now_ms(),
-    };
     let mut ctx = SessionCtx {
         state: state.clone(),
         session: session.clone(),
         limiter: SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit),
         watched: Vec::new(),
     };
-    if write_frames(
+    let greeted = Box::pin(write_frames(
         &mut ws,
-        std::slice::from_ref(&encode_server(&ok)),
+        std::slice::from_ref(&hello),
         write_timeout(&state),
-    )
-    .await
-    {
+    ));
+    if greeted.await {
+        drop(hello);
         tracing::debug!("session started");
         session_loop(&mut ctx, &mut ws).await;
     }
     state.hub.close_session(&session, &ctx.watched);
+}
+
+/// Authenticates and registers the session; returns it with its `auth_ok`.
+async fn start_session<S>(
+    state: &AppState,
+    ws: &mut S,
+    token: Option<String>,
+) -> Option<(Arc<Session>, Bytes)>
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let (identity, auth_id) = authenticate(state, ws, token).await?;
+    tracing::Span::current().record("user", identity.user.as_str());
+    let session = state.hub.open_session(&identity.user);
+    let ok = ServerFrame::AuthOk {
+        id: auth_id,
+        user: identity.user,
+        session: session.public_id(),
+        heartbeat_ms: state.config.limits.heartbeat_ms,
+        server_time: crate::service::now_ms(),
+    };
+    Some((session, encode_server(&ok)))
 }
 
 /// Waits for a valid token (from the upgrade, or in an `auth` frame).
@@ -157,14 +173,14 @@ where
     let write_to = write_timeout(&state);
     let idle_timer = sleep_until(Instant::now() + idle);
     tokio::pin!(idle_timer);
-    let drain_timer = sleep_until(Instant::now() + Duration::from_secs(86_400 * 365));
-    tokio::pin!(drain_timer);
+    // Allocated only once draining starts: most connections never drain.
+    let mut drain_timer: Option<Pin<Box<Sleep>>> = None;
     let mut draining = false;
     let mut out: Vec<Bytes> = Vec::new();
     loop {
         tokio::select! {
             drained = session.outbox.drain_into(&mut out) => {
-                let written = write_frames(ws, &out, write_to).await;
+                let written = Box::pin(write_frames(ws, &out, write_to)).await;
                 out.clear();
                 if out.capacity() > 64 {
                     out.shrink_to(8);
@@ -172,39 +188,40 @@ where
                 match drained {
                     Drained::Frames if written => {}
                     Drained::Frames => return,
-                    Drained::Close(code) => return finish(&session, ws, code, write_to).await,
+                    Drained::Close(code) => return Box::pin(finish(&session, ws, code, write_to)).await,
                 }
             }
             incoming = ws.next() => {
                 idle_timer.as_mut().reset(Instant::now() + idle);
                 let msg = match incoming {
                     None => return,
-                    Some(Err(e)) => return on_ws_error(ws, e).await,
+                    Some(Err(e)) => return Box::pin(on_ws_error(ws, e)).await,
                     Some(Ok(msg)) => msg,
                 };
                 match decode_message(&msg) {
                     Incoming::Skip => {}
                     Incoming::End => return,
-                    Incoming::Fatal(reply) => return fatal(ws, reply).await,
+                    Incoming::Fatal(reply) => return Box::pin(fatal(ws, reply)).await,
                     Incoming::Invalid(reply) => { session.push(reply); }
                     Incoming::Frame(frame) => {
-                        if let Flow::Close(code) = ctx.handle(frame).await {
+                        // Boxed so store calls do not bloat every idle connection's future.
+                        if let Flow::Close(code) = Box::pin(ctx.handle(frame)).await {
                             session.outbox.close(code);
                         }
                     }
                 }
             }
             () = &mut idle_timer => {
-                return close(ws, CloseCode::IdleTimeout).await;
+                return Box::pin(close(ws, CloseCode::IdleTimeout)).await;
             }
             () = state.lifecycle.drain.cancelled(), if !draining => {
                 draining = true;
                 let goaway = ServerFrame::Goaway { reconnect_ms: state.config.limits.goaway_reconnect_ms };
                 session.push(encode_server(&goaway));
                 let deadline = Duration::from_millis(state.config.limits.drain_timeout_ms);
-                drain_timer.as_mut().reset(Instant::now() + deadline);
+                drain_timer = Some(Box::pin(sleep_until(Instant::now() + deadline)));
             }
-            () = &mut drain_timer, if draining => {
+            () = wait_for(&mut drain_timer), if draining => {
                 session.outbox.close(CloseCode::GoingAway);
             }
         }
@@ -354,6 +371,14 @@ where
         ws.close().await
     })
     .await;
+}
+
+/// Waits for an optional timer; never completes without one.
+async fn wait_for(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(t) => t.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn write_timeout(state: &AppState) -> Duration {

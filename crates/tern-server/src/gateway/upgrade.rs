@@ -48,18 +48,27 @@ pub async fn ws_handler(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max_frame = state.config.limits.max_frame_bytes;
     let lifecycle = state.lifecycle.clone();
-    lifecycle.connections.spawn(async move {
+    // Kept small (the connection state itself is boxed inside): it is what
+    // every idle connection's task holds.
+    let task = async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = ServerBuilder::new()
                     .limits(Limits::default().max_payload_len(Some(max_frame)))
                     .config(WsConfig::default().frame_size(max_frame.max(1)))
                     .serve(TokioIo::new(upgraded));
-                conn::serve(state, ws, ConnParams { peer, token }).await;
+                // Boxed: the task cell then holds only this small outer future,
+                // and the connection's own state lives in one allocation.
+                Box::pin(conn::serve(state, ws, ConnParams { peer, token })).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
         }
-    });
+    };
+    tracing::trace!(
+        task_bytes = std::mem::size_of_val(&task),
+        "spawning connection task"
+    );
+    lifecycle.connections.spawn(task);
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
