@@ -30,6 +30,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    pub moderation: ModerationConfig,
+    pub push: PushConfig,
 }
 
 /// `[auth]`: tokens and accounts.
@@ -80,6 +82,8 @@ pub struct LimitsConfig {
     pub goaway_reconnect_ms: u64,
     /// Users one `presence_sub` may name, and one session may watch. Default 1000.
     pub max_presence_subs: usize,
+    /// Members one group may have. Default 100000.
+    pub max_group_members: usize,
 }
 
 /// `[store]`: database pool and the group-commit writer.
@@ -90,8 +94,45 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// Most messages committed in one transaction. Default 512.
     pub batch_max: usize,
-    /// Sends waiting for the writer before new ones get `unavailable`. Default 20000.
+    /// Sends waiting for the writer; when full, new sends wait (the
+    /// connection stops reading its socket). Default 20000.
     pub queue_capacity: usize,
+}
+
+/// `[moderation]`: the banned-word filter on message bodies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// Banned words (matched case-insensitively). Default none.
+    pub banned_words: Vec<String>,
+    /// A file with one more banned word per line; empty means none.
+    pub banned_words_file: String,
+    /// `reject` (default: the send is refused) or `mask` (matches become `*`).
+    pub action: String,
+}
+
+/// `[push]`: the offline push webhook (how an app forwards to FCM/APNs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Where to POST offline-message events; empty disables the webhook.
+    pub webhook_url: String,
+    /// Include a body preview in events (never for `e2e`). Default true.
+    pub include_body: bool,
+    /// Longest body preview, characters. Default 100.
+    pub preview_chars: usize,
+    /// Most events in one POST. Default 100.
+    pub batch_max: usize,
+    /// How long to gather a batch before sending it, ms. Default 200.
+    pub batch_delay_ms: u64,
+    /// Events waiting to be sent; beyond it new events are dropped (and counted). Default 10000.
+    pub queue_capacity: usize,
+    /// Retries of a failed POST before its events are dropped. Default 5.
+    pub max_retries: u32,
+    /// First retry delay, doubled each time, ms. Default 500.
+    pub retry_initial_ms: u64,
+    /// Timeout of one POST, ms. Default 5000.
+    pub timeout_ms: u64,
 }
 
 /// `[log]`: diagnostics.
@@ -118,6 +159,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
+            moderation: ModerationConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -151,6 +194,7 @@ impl Default for LimitsConfig {
             drain_timeout_ms: 10_000,
             goaway_reconnect_ms: 2_000,
             max_presence_subs: 1000,
+            max_group_members: 100_000,
         }
     }
 }
@@ -161,6 +205,32 @@ impl Default for StoreConfig {
             max_connections: 8,
             batch_max: 512,
             queue_capacity: 20_000,
+        }
+    }
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        Self {
+            banned_words: Vec::new(),
+            banned_words_file: String::new(),
+            action: "reject".into(),
+        }
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: String::new(),
+            include_body: true,
+            preview_chars: 100,
+            batch_max: 100,
+            batch_delay_ms: 200,
+            queue_capacity: 10_000,
+            max_retries: 5,
+            retry_initial_ms: 500,
+            timeout_ms: 5_000,
         }
     }
 }

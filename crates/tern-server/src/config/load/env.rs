@@ -95,6 +95,13 @@ fn parse_as(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
             .parse::<f64>()
             .map(toml::Value::Float)
             .map_err(|_| format!("expected a number, got {raw:?}")),
+        toml::Value::Array(_) => Ok(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(|w| toml::Value::String(w.to_owned()))
+                .collect(),
+        )),
         other => Err(format!(
             "a {} cannot be set from the environment; use the config file",
             other.type_str()
