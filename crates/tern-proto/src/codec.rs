@@ -83,6 +83,12 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
             id: read_id(bytes),
             message: clean_message(&e),
         }),
+        // Valid JSON that serde_json cannot take (deep nesting, huge
+        // numbers, lone surrogates) is a bad request, not garbage.
+        Err(e) if crate::syntax::is_json(bytes) => Err(DecodeError::Invalid {
+            id: read_id(bytes),
+            message: format!("unsupported JSON: {}", clean_message(&e)),
+        }),
         Err(e) => Err(DecodeError::Malformed(e.to_string())),
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod message;
+mod syntax;
 
 pub use codec::{decode_client, decode_server, encode_client, encode_server, DecodeError};
 pub use error::{CloseCode, ErrorCode};

@@ -428,7 +428,6 @@ fn limit_cases() -> Vec<(&'static str, String)> {
 }
 
 #[test]
-#[ignore = "known issue in tern-proto: see the report; run with --ignored"]
 fn valid_json_at_implementation_limits_is_invalid_not_malformed() {
     for (what, raw) in limit_cases() {
         let got = decode_client(raw.as_bytes());
