@@ -9,6 +9,7 @@
 mod batch;
 mod common;
 mod error;
+mod groups;
 mod postgres;
 mod sqlite;
 mod types;
@@ -16,7 +17,10 @@ mod types;
 pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use types::{Appended, HistoryPage, NewMessage, Page, ReadOutcome, UserRecord};
+pub use types::{
+    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, ReadOutcome, RoleOutcome,
+    UserRecord,
+};
 
 use std::sync::Arc;
 
@@ -108,6 +112,71 @@ pub trait Store: Send + Sync + 'static {
     /// Moves `user`'s read pointer in `conv` up to `seq`, clamped to the
     /// conversation's last seq; never moves it back.
     async fn mark_read(&self, user: &str, conv: &ConvId, seq: u64) -> StoreResult<ReadOutcome>;
+
+    // Groups (PROTOCOL.md §5). A group is a `groups` row plus its `g:<id>`
+    // conversation, whose `conv_members` rows are the members, with their
+    // role ('owner', 'admin', 'member') and read pointer. Every change below
+    // is one transaction. Permission rules (who may do what) and
+    // `max_group_members` belong to the service; the store only refuses what
+    // would break the data (a second owner, an owner that is not a member).
+
+    /// Creates group `id` named `name`: its row, its `g:<id>` conversation
+    /// (kind group, `last_seq` 0, `last_ts` = `now_ms`) and its members:
+    /// `owner` with role owner and every other user of `members` (duplicates
+    /// and the owner ignored) with role member, all with read pointer 0.
+    /// `Conflict` when the group or its conversation already exists; `Other`
+    /// when `id` is not a valid group id (1 to 64 of `[A-Za-z0-9_-]`).
+    async fn create_group(
+        &self,
+        id: &str,
+        name: &str,
+        owner: &str,
+        members: &[String],
+        now_ms: i64,
+    ) -> StoreResult<GroupRecord>;
+
+    /// The group, or `None` if there is none (deleted groups are gone).
+    async fn get_group(&self, id: &str) -> StoreResult<Option<GroupRecord>>;
+
+    /// The groups `user` is a member of, newest first (`created_at`
+    /// descending, then id descending).
+    async fn groups_of(&self, user: &str) -> StoreResult<Vec<GroupRecord>>;
+
+    /// Renames the group; `None` when there is no such group.
+    async fn rename_group(&self, id: &str, name: &str) -> StoreResult<Option<GroupRecord>>;
+
+    /// Deletes the group for good: its row, its conversation, memberships and
+    /// messages (cascade). `Ok(false)` when there was no such group. The
+    /// messages no longer count in [`Store::counts`], and their (sender,
+    /// cmid) keys are free again.
+    async fn delete_group(&self, id: &str) -> StoreResult<bool>;
+
+    /// Adds `users` as plain members (duplicates and existing members
+    /// skipped). New members start with read pointer 0: the whole earlier
+    /// history is theirs to read, and unread. Returns the group after the
+    /// change and the users really added (sorted), or `None` when there is
+    /// no such group.
+    async fn add_members(
+        &self,
+        id: &str,
+        users: &[String],
+        now_ms: i64,
+    ) -> StoreResult<Option<(GroupRecord, Vec<String>)>>;
+
+    /// Removes `user` (with its read pointer) from the group. Returns the
+    /// group after the change and whether `user` was a member, or `None` when
+    /// there is no such group. `Conflict` (nothing changed) for the owner:
+    /// an owner leaves only by deleting the group or handing ownership over.
+    async fn remove_member(&self, id: &str, user: &str)
+        -> StoreResult<Option<(GroupRecord, bool)>>;
+
+    /// Sets the role of member `user`. `Owner` hands ownership over: `user`
+    /// becomes the owner and the previous owner an admin.
+    async fn set_role(&self, id: &str, user: &str, role: GroupRole) -> StoreResult<RoleOutcome>;
+
+    /// Every (group id, user, role) of every group, sorted by group id then
+    /// user: to warm the service's membership cache at start.
+    async fn all_memberships(&self) -> StoreResult<Vec<(String, String, GroupRole)>>;
 
     /// Number of users and of stored messages (for `/admin/stats`).
     async fn counts(&self) -> StoreResult<(u64, u64)>;

@@ -18,9 +18,13 @@ use crate::common::{
     map_err, map_migrate_err, message_from_row, page_from_rows, summary_from_row, to_i64, to_u64,
     MessageRow, SummaryRow, UserRow,
 };
+use crate::groups::{
+    check_group_id, distinct, group_conv, group_from_rows, groups_from_joined_rows,
+    initial_members, parse_role, GroupMemberRow, GroupRow,
+};
 use crate::{
-    Appended, HistoryPage, NewMessage, OpenOptions, Page, ReadOutcome, Store, StoreError,
-    StoreResult, UserRecord,
+    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, OpenOptions, Page, ReadOutcome,
+    RoleOutcome, Store, StoreError, StoreResult, UserRecord,
 };
 
 const MESSAGE_COLUMNS: &str = "conv, seq, mid, sender, body, kind, ts, cmid, meta";
@@ -74,6 +78,29 @@ const CONVERSATIONS: &str = "SELECT c.conv, c.kind, c.last_seq, m.read_seq, g.na
      LEFT JOIN messages x ON x.conv = c.conv AND x.seq = c.last_seq \
      WHERE m.username = ?1 \
      ORDER BY c.last_ts DESC, c.conv";
+
+const GROUP_HEAD: &str = "SELECT id, name, owner, created_at FROM groups WHERE id = ?1";
+
+const GROUP_MEMBERS: &str = "SELECT username, role FROM conv_members WHERE conv = ?1";
+
+/// `[[username, role], …]` into conversation ?1, joined at ?2; existing
+/// members are skipped. Returns the users inserted.
+const ADD_MEMBERS: &str = "INSERT INTO conv_members (conv, username, read_seq, role, joined_at) \
+     SELECT ?1, value ->> 0, 0, value ->> 1, ?2 FROM json_each(?3) WHERE true \
+     ON CONFLICT (conv, username) DO NOTHING \
+     RETURNING username";
+
+/// Every group of ?1 with all its members, one row per member, rows of a
+/// group adjacent, newest group first.
+const GROUPS_OF: &str = "SELECT g.id, g.name, g.owner, g.created_at, m.username, m.role \
+     FROM conv_members me \
+     JOIN groups g ON g.id = substr(me.conv, 3) \
+     JOIN conv_members m ON m.conv = me.conv \
+     WHERE me.username = ?1 AND me.conv LIKE 'g:%' \
+     ORDER BY g.created_at DESC, g.id DESC";
+
+const ALL_MEMBERSHIPS: &str = "SELECT g.id, m.username, m.role FROM groups g \
+     JOIN conv_members m ON m.conv = 'g:' || g.id";
 
 /// How long a caller waits for a pooled connection before `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -242,6 +269,61 @@ async fn store_fresh(
     Ok(seqs)
 }
 
+/// Group `id` as seen by `conn` (inside a write transaction: as it stands
+/// in that transaction).
+async fn load_group(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<GroupRecord>> {
+    let head: Option<GroupRow> = sqlx::query_as(GROUP_HEAD)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let members: Vec<(String, String)> = sqlx::query_as(GROUP_MEMBERS)
+        .bind(group_conv(id))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    group_from_rows(head, members).map(Some)
+}
+
+/// The current role of `user` in conversation `conv`, if a member.
+async fn role_in(
+    conn: &mut SqliteConnection,
+    conv: &str,
+    user: &str,
+) -> StoreResult<Option<GroupRole>> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM conv_members WHERE conv = ?1 AND username = ?2")
+            .bind(conv)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    role.as_deref().map(parse_role).transpose()
+}
+
+async fn write_role(
+    conn: &mut SqliteConnection,
+    conv: &str,
+    user: &str,
+    role: GroupRole,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE conv_members SET role = ?3 WHERE conv = ?1 AND username = ?2")
+        .bind(conv)
+        .bind(user)
+        .bind(role.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+fn json_arg<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding: {e}")))
+}
+
 #[async_trait]
 impl BatchWriter for SqliteStore {
     async fn write_batch(&self, msgs: &[&NewMessage]) -> Result<Vec<Appended>, TxFailure> {
@@ -391,6 +473,244 @@ impl Store for SqliteStore {
             read_seq: to_u64(current.unwrap_or(0), "read_seq")?,
             moved: false,
         })
+    }
+
+    async fn create_group(
+        &self,
+        id: &str,
+        name: &str,
+        owner: &str,
+        members: &[String],
+        now_ms: i64,
+    ) -> StoreResult<GroupRecord> {
+        check_group_id(id)?;
+        let conv = group_conv(id);
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "INSERT INTO groups (id, name, owner, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(owner)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("group {id} exists")));
+        }
+        let done = sqlx::query(
+            "INSERT INTO conversations (conv, kind, last_seq, last_ts, created_at) \
+             VALUES (?1, 'group', 0, ?2, ?2) ON CONFLICT (conv) DO NOTHING",
+        )
+        .bind(&conv)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("conversation {conv} exists")));
+        }
+        sqlx::query(ADD_MEMBERS)
+            .bind(&conv)
+            .bind(now_ms)
+            .bind(json_arg(&initial_members(owner, members))?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let group = load_group(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(group)
+    }
+
+    async fn get_group(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
+        // One read transaction: the row and the members from one snapshot.
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let group = load_group(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(group)
+    }
+
+    async fn groups_of(&self, user: &str) -> StoreResult<Vec<GroupRecord>> {
+        let rows: Vec<GroupMemberRow> = sqlx::query_as(GROUPS_OF)
+            .bind(user)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        groups_from_joined_rows(rows)
+    }
+
+    async fn rename_group(&self, id: &str, name: &str) -> StoreResult<Option<GroupRecord>> {
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let done = sqlx::query("UPDATE groups SET name = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let group = load_group(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(group)
+    }
+
+    async fn delete_group(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM groups WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // Cascades to conv_members and messages.
+        sqlx::query("DELETE FROM conversations WHERE conv = ?1")
+            .bind(group_conv(id))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn add_members(
+        &self,
+        id: &str,
+        users: &[String],
+        now_ms: i64,
+    ) -> StoreResult<Option<(GroupRecord, Vec<String>)>> {
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM groups WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(&str, &str)> = distinct(users)
+            .into_iter()
+            .map(|u| (u, GroupRole::Member.as_str()))
+            .collect();
+        let mut added: Vec<String> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(ADD_MEMBERS)
+                .bind(group_conv(id))
+                .bind(now_ms)
+                .bind(json_arg(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+        };
+        added.sort_unstable();
+        let group = load_group(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some((group, added)))
+    }
+
+    async fn remove_member(
+        &self,
+        id: &str,
+        user: &str,
+    ) -> StoreResult<Option<(GroupRecord, bool)>> {
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM groups WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        match owner {
+            None => return Ok(None),
+            Some(owner) if owner == user => {
+                return Err(StoreError::Conflict(format!(
+                    "{user} owns group {id} and cannot be removed"
+                )))
+            }
+            Some(_) => {}
+        }
+        let done = sqlx::query("DELETE FROM conv_members WHERE conv = ?1 AND username = ?2")
+            .bind(group_conv(id))
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let group = load_group(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some((group, done.rows_affected() > 0)))
+    }
+
+    async fn set_role(&self, id: &str, user: &str, role: GroupRole) -> StoreResult<RoleOutcome> {
+        let conv = group_conv(id);
+        let mut tx = self.begin().await.map_err(map_err)?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT owner FROM groups WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(owner) = owner else {
+            return Ok(RoleOutcome::NoGroup);
+        };
+        let Some(current) = role_in(&mut tx, &conv, user).await? else {
+            return Ok(RoleOutcome::NotMember);
+        };
+        let changed = if user == owner {
+            if role != GroupRole::Owner {
+                return Ok(RoleOutcome::IsOwner);
+            }
+            // Repairs a stray role on the owner's row, if any.
+            if current != GroupRole::Owner {
+                write_role(&mut tx, &conv, user, GroupRole::Owner).await?;
+            }
+            false
+        } else if role == GroupRole::Owner {
+            // Rows in username order, as appends lock them.
+            let mut writes = [(owner.as_str(), GroupRole::Admin), (user, GroupRole::Owner)];
+            writes.sort_unstable();
+            for (who, role) in writes {
+                write_role(&mut tx, &conv, who, role).await?;
+            }
+            sqlx::query("UPDATE groups SET owner = ?2 WHERE id = ?1")
+                .bind(id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            true
+        } else if current != role {
+            write_role(&mut tx, &conv, user, role).await?;
+            true
+        } else {
+            false
+        };
+        let group = load_group(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(RoleOutcome::Done { group, changed })
+    }
+
+    async fn all_memberships(&self) -> StoreResult<Vec<(String, String, GroupRole)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(ALL_MEMBERSHIPS)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let mut out = rows
+            .into_iter()
+            .map(|(id, user, role)| Ok((id, user, parse_role(&role)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_unstable();
+        Ok(out)
     }
 
     async fn counts(&self) -> StoreResult<(u64, u64)> {

@@ -57,7 +57,7 @@ macro_rules! suite {
 macro_rules! suite_case {
     ($name:ident, $arg:expr) => {{
         #[allow(unused_imports)]
-        use crate::suite::{accounts::*, append::*, reading::*};
+        use crate::suite::{accounts::*, append::*, groups::*, reading::*};
         $name($arg).await
     }};
 }
@@ -70,6 +70,13 @@ suite! {
         read_pointers,
         meta_and_kind_round_trip,
         users,
+        group_create_get_list_rename,
+        group_members,
+        group_roles,
+        group_delete_cascades,
+        group_messaging,
+        group_memberships_dump,
+        group_concurrent_changes,
     ],
     backend: [
         seq_gap_free_across_handles,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod append;
+pub mod groups;
 pub mod reading;
 
 use std::str::FromStr;
