@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::service::moderation::WordFilter;
 use crate::service::Hub;
 use crate::state::{AppState, Lifecycle};
 
@@ -30,6 +31,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     // Install the recorder before anything records a metric.
     crate::metrics::handle();
     let config = Arc::new(config);
+    // Before opening the store: a missing word file fails fast.
+    let filter = WordFilter::from_config(&config.moderation)
+        .context("loading the banned-word filter ([moderation])")?;
+    if !filter.is_empty() {
+        tracing::info!(
+            words = filter.len(),
+            action = %config.moderation.action,
+            "banned-word filter loaded"
+        );
+    }
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)
@@ -44,7 +55,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config, store.clone())
         .await
         .context("setting up authentication")?;
-    let hub = Hub::new(config.clone(), store.clone());
+    let hub = Hub::new(config.clone(), store.clone(), filter);
     Ok(AppState {
         config,
         store,

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
 fn serve(args: &ServeArgs) -> ExitCode {
     let config = match config::load::load(args) {
         Ok(c) => c,
-        Err(e) => return usage_error(&format!("invalid configuration: {e}")),
+        Err(e) => return usage_error(&e.to_string()),
     };
     if !config.redis_url.is_empty() {
         return usage_error("cluster mode (--redis-url) is not available in this version yet");

@@ -31,6 +31,16 @@ pub const SLOW_CONSUMER_CLOSES: &str = "tern_slow_consumer_closes_total";
 pub const AUTH_FAILURES: &str = "tern_auth_failures_total";
 /// HTTP API requests (counter, labels `status`).
 pub const HTTP_REQUESTS: &str = "tern_http_requests_total";
+/// Offline push events the webhook accepted (counter).
+pub const PUSH_EVENTS_SENT: &str = "tern_push_events_sent_total";
+/// Failed webhook POSTs that were retried (counter).
+pub const PUSH_RETRIES: &str = "tern_push_retries_total";
+/// Offline push events given up on (counter, label `reason` =
+/// `queue_full` | `retries_exhausted` | `shutdown`).
+pub const PUSH_EVENTS_DROPPED: &str = "tern_push_events_dropped_total";
+/// Sends that hit the banned-word filter (counter, label `action` =
+/// `reject` | `mask`).
+pub const MODERATION: &str = "tern_moderation_total";
 
 /// Buckets of the latency histograms, seconds: 100 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -104,6 +114,19 @@ fn describe() {
     );
     describe_counter!(AUTH_FAILURES, "Refused tokens and logins, by reason.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by status.");
+    describe_counter!(
+        PUSH_EVENTS_SENT,
+        "Offline push events the webhook accepted."
+    );
+    describe_counter!(PUSH_RETRIES, "Failed push webhook POSTs that were retried.");
+    describe_counter!(
+        PUSH_EVENTS_DROPPED,
+        "Offline push events dropped, by reason (queue_full, retries_exhausted, shutdown)."
+    );
+    describe_counter!(
+        MODERATION,
+        "Sends that hit the banned-word filter, by action (reject, mask)."
+    );
 }
 
 #[cfg(test)]

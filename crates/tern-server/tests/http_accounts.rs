@@ -54,7 +54,11 @@ async fn ctx_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Ctx {
     let config = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&config, store.clone()).await.unwrap());
     let state = AppState {
-        hub: Hub::new(config.clone(), store.clone()),
+        hub: Hub::new(
+            config.clone(),
+            store.clone(),
+            tern_server::service::moderation::WordFilter::from_config(&config.moderation).unwrap(),
+        ),
         config,
         store,
         auth,

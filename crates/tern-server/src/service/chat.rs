@@ -13,6 +13,7 @@ use tern_proto::{
 use tern_store::{Appended, HistoryPage, NewMessage, Page};
 use tokio::sync::oneshot;
 
+use super::moderation::Verdict;
 use super::writer::{ReplyTo, WriteRequest};
 use super::{now_ms, Hub, ServiceError, ServiceResult, Session};
 
@@ -114,16 +115,38 @@ impl Hub {
             ));
         }
         let conv = self.target_conv(user, f.to, f.conv).await?;
+        let body = self.moderate(f.kind, f.body)?;
         Ok(NewMessage {
             conv,
             from: user.to_owned(),
-            body: f.body,
+            body,
             kind: f.kind,
             cmid: f.cmid,
             meta: f.meta,
             mid: ulid::Ulid::new().to_string(),
             ts: now_ms(),
         })
+    }
+
+    /// Applies the banned-word filter: the body to store, or `forbidden`.
+    /// End-to-end encrypted bodies are ciphertext and never inspected.
+    fn moderate(&self, kind: MessageKind, body: String) -> ServiceResult<String> {
+        if kind == MessageKind::E2e {
+            return Ok(body);
+        }
+        match self.word_filter().check(&body) {
+            Verdict::Clean => Ok(body),
+            Verdict::Reject => {
+                metrics::counter!(crate::metrics::MODERATION, "action" => "reject").increment(1);
+                Err(ServiceError::Forbidden(
+                    "message contains a banned word".into(),
+                ))
+            }
+            Verdict::Masked(masked) => {
+                metrics::counter!(crate::metrics::MODERATION, "action" => "mask").increment(1);
+                Ok(masked)
+            }
+        }
     }
 
     /// Resolves `to` / `conv` into a conversation `user` may write to.

@@ -1,5 +1,6 @@
 //! [`Delivery`]: pushes to the online sessions of a conversation's members.
 //! Every frame is encoded once and its bytes shared by all recipients.
+//! Members with no session here get an offline push event instead.
 
 use std::sync::Arc;
 
@@ -7,23 +8,49 @@ use bytes::Bytes;
 use tern_proto::{encode_server, ConvId, Message, ServerFrame};
 
 use super::outbox::Pushed;
+use super::push::PushNotifier;
 use super::registry::SessionRegistry;
 use crate::metrics as m;
 
 /// Fan-out of pushes to the sessions of this node.
 pub struct Delivery {
     registry: Arc<SessionRegistry>,
+    /// The offline push webhook, when configured.
+    push: Option<Arc<PushNotifier>>,
 }
 
 impl Delivery {
-    pub fn new(registry: Arc<SessionRegistry>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<SessionRegistry>, push: Option<Arc<PushNotifier>>) -> Self {
+        Self { registry, push }
+    }
+
+    /// The offline push webhook, when configured.
+    pub fn push(&self) -> Option<&Arc<PushNotifier>> {
+        self.push.as_ref()
     }
 
     /// A new message: to every session of every member but `except`.
     pub fn message(&self, msg: &Message, except: Option<u64>) {
         let frame = encode_server(&ServerFrame::Msg(msg.clone()));
         self.to_members(&msg.conv, None, &frame, except);
+        self.notify_offline(msg);
+    }
+
+    /// A push event for every member but the sender with no session here.
+    fn notify_offline(&self, msg: &Message) {
+        let Some(push) = &self.push else { return };
+        match &msg.conv {
+            ConvId::Direct { a, b } => {
+                let members = if a == b { &[a][..] } else { &[a, b][..] };
+                for user in members {
+                    if **user != msg.from && !self.registry.is_online(user) {
+                        push.offline(user, msg);
+                    }
+                }
+            }
+            // Group membership arrives with the groups feature.
+            ConvId::Group(_) => {}
+        }
     }
 
     /// A moved read pointer: to the other members, and to the reader's own

@@ -4,8 +4,10 @@
 pub mod chat;
 pub mod delivery;
 pub mod error;
+pub mod moderation;
 pub mod outbox;
 pub mod presence;
+pub mod push;
 pub mod registry;
 pub mod writer;
 
@@ -22,6 +24,7 @@ pub use registry::{Session, SessionRegistry};
 
 use crate::config::Config;
 use delivery::Delivery;
+use moderation::WordFilter;
 use outbox::Outbox;
 use presence::Presence;
 use writer::WriteRequest;
@@ -39,13 +42,18 @@ pub struct Hub {
     /// Users known to exist (users are never deleted), so direct sends do
     /// not query the database for the recipient every time.
     known_users: Mutex<HashSet<String>>,
+    /// The banned-word filter of the send path; swapped whole on reload.
+    moderation: RwLock<Arc<WordFilter>>,
 }
 
 impl Hub {
     /// Builds the hub and starts its writer task (needs a Tokio runtime).
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Arc<Self> {
+    /// `filter` is built from `config.moderation` by the caller, since
+    /// loading its word file can fail.
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, filter: WordFilter) -> Arc<Self> {
         let registry = Arc::new(SessionRegistry::new(config.limits.max_sessions_per_user));
-        let delivery = Arc::new(Delivery::new(registry.clone()));
+        let notifier = push::PushNotifier::spawn(&config.push);
+        let delivery = Arc::new(Delivery::new(registry.clone(), notifier));
         let (tx, task) = writer::spawn(
             store.clone(),
             delivery.clone(),
@@ -63,7 +71,21 @@ impl Hub {
             // Random start so session ids differ across restarts and nodes.
             next_session: AtomicU64::new(rand::random::<u32>() as u64),
             known_users: Mutex::default(),
+            moderation: RwLock::new(Arc::new(filter)),
         })
+    }
+
+    /// Replaces the banned-word filter; sends checked from now on use it.
+    pub fn set_word_filter(&self, filter: WordFilter) {
+        *self.moderation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(filter);
+    }
+
+    /// The current banned-word filter (a cheap handle; the lock is not held).
+    pub fn word_filter(&self) -> Arc<WordFilter> {
+        self.moderation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Registers a new session for `user`; evicts the oldest beyond the limit.
@@ -96,7 +118,8 @@ impl Hub {
     }
 
     /// Stops the writer after the sends already queued are committed and
-    /// answered. Call once no connection can submit any more.
+    /// answered, then flushes the push webhook. Call once no connection can
+    /// submit any more.
     pub async fn shutdown(&self) {
         let tx = self
             .writer
@@ -113,6 +136,10 @@ impl Hub {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "writer task failed");
             }
+        }
+        // After the writer: its last messages may still have queued events.
+        if let Some(push) = self.delivery.push() {
+            push.shutdown().await;
         }
     }
 

@@ -39,6 +39,8 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     check_auth(config, &mut p);
     check_limits(config, &mut p);
     check_store_and_log(config, &mut p);
+    check_push(config, &mut p);
+    check_moderation(config, &mut p);
     if p.0.is_empty() {
         Ok(())
     } else {
@@ -193,4 +195,44 @@ fn check_store_and_log(c: &Config, p: &mut Problems) {
             format!("{:?} is not a valid filter: {e}", c.log.filter),
         );
     }
+}
+
+fn check_moderation(c: &Config, p: &mut Problems) {
+    if !matches!(c.moderation.action.as_str(), "reject" | "mask") {
+        p.add(
+            "moderation.action",
+            format!("{:?} is not `reject` or `mask`", c.moderation.action),
+        );
+    }
+}
+
+fn check_push(c: &Config, p: &mut Problems) {
+    let push = &c.push;
+    let url = push.webhook_url.as_str();
+    if url.starts_with("https://") {
+        p.add(
+            "push.webhook_url",
+            "https webhooks need TLS support, not built yet",
+        );
+    } else if !url.is_empty() && !url.starts_with("http://") {
+        p.add(
+            "push.webhook_url",
+            "webhook_url must be empty or start with http://",
+        );
+    } else if !url.is_empty() && !is_http_url(url) {
+        p.add(
+            "push.webhook_url",
+            format!("{url:?} is not a valid http:// URL with a host"),
+        );
+    }
+    // Checked even with the webhook off, so a bad value is caught before
+    // someone turns it on.
+    p.positive("push.batch_max", push.batch_max as u64);
+    p.positive("push.queue_capacity", push.queue_capacity as u64);
+    p.positive("push.timeout_ms", push.timeout_ms);
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some_and(|h| !h.is_empty()))
 }
