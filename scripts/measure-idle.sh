@@ -13,7 +13,7 @@ TARGET=$(cd "${TARGET:-target/release}" && pwd)
 PROCS=$1; PER=$2
 D=$(mktemp -d); SECRET=measure-secret-0123456789
 cd $D
-TERN_LIMITS_IDLE_TIMEOUT_MS=600000 TERN_LOG_FILTER=warn ${TARGET:-target/release}/tern serve --http 127.0.0.1:8090 --tcp off --data $D --jwt-secret $SECRET > server.log 2>&1 &
+TERN_LIMITS_IDLE_TIMEOUT_MS=600000 TERN_LIMITS_MAX_CONNECTIONS_PER_IP=1000000 TERN_LIMITS_CONNECTS_PER_SEC_PER_IP=1000000 TERN_LOG_FILTER=warn ${TARGET:-target/release}/tern serve --http 127.0.0.1:8090 --tcp off --data $D --jwt-secret $SECRET > server.log 2>&1 &
 SPID=$!
 sleep 1
 # warm-up: 50 connections, so one-time lazy allocations are in the baseline

@@ -56,7 +56,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("setting up authentication")?;
     let hub = Hub::new(config.clone(), store.clone(), filter);
+    hub.load_groups()
+        .await
+        .context("loading group memberships")?;
     Ok(AppState {
+        abuse_limits: crate::gateway::AbuseLimits::new(&config.limits),
         config,
         store,
         auth: Arc::new(auth),
@@ -67,7 +71,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// Every route: the HTTP API plus `/ws`.
 pub fn router(state: AppState) -> Router {
-    let ws = Router::new().route("/ws", get(crate::gateway::ws_handler));
+    let ws = Router::new()
+        .route("/ws", get(crate::gateway::ws_handler))
+        .merge(crate::http::groups::routes())
+        .merge(crate::http::chat::routes())
+        .merge(crate::http::admin::routes());
     crate::http::router_with(state, ws)
 }
 

@@ -84,6 +84,21 @@ pub struct LimitsConfig {
     pub max_presence_subs: usize,
     /// Members one group may have. Default 100000.
     pub max_group_members: usize,
+    /// Concurrent WebSocket connections from one IP address (IPv6: one /64);
+    /// one more is refused with 429. Default 2000.
+    pub max_connections_per_ip: u32,
+    /// New WebSocket connections per second from one IP address, with a
+    /// burst of the same number; more are refused with 429. Default 200.
+    pub connects_per_sec_per_ip: u32,
+    /// Login attempts (successful or not) per minute for one username, with a
+    /// burst of the same number; more get 429. Default 10.
+    pub login_per_user_per_min: u32,
+    /// Login attempts (successful or not) per minute from one IP address,
+    /// with a burst of the same number; more get 429. Default 60.
+    pub login_per_ip_per_min: u32,
+    /// How often idle per-address and per-username limiter state is trimmed,
+    /// ms. Default 60000.
+    pub limiter_sweep_ms: u64,
 }
 
 /// `[store]`: database pool and the group-commit writer.
@@ -195,6 +210,11 @@ impl Default for LimitsConfig {
             goaway_reconnect_ms: 2_000,
             max_presence_subs: 1000,
             max_group_members: 100_000,
+            max_connections_per_ip: 2000,
+            connects_per_sec_per_ip: 200,
+            login_per_user_per_min: 10,
+            login_per_ip_per_min: 60,
+            limiter_sweep_ms: 60_000,
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::gateway::AbuseLimits;
 use crate::service::Hub;
 
 /// Shared state of one server.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub hub: Arc<Hub>,
     pub lifecycle: Arc<Lifecycle>,
+    /// Per-address and per-username limits on connects and logins.
+    pub abuse_limits: Arc<AbuseLimits>,
 }
 
 /// Where the server is in its life: serving, or draining for shutdown.

@@ -59,6 +59,7 @@ async fn ctx_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Ctx {
             store.clone(),
             tern_server::service::moderation::WordFilter::from_config(&config.moderation).unwrap(),
         ),
+        abuse_limits: tern_server::gateway::AbuseLimits::new(&config.limits),
         config,
         store,
         auth,

@@ -65,6 +65,10 @@ impl SendLimiter {
             self.refusals.pop_front();
         }
         self.refusals.push_back(now);
+        // Only the newest abuse_limit + 1 refusals matter: keep no more.
+        if self.refusals.len() > self.abuse_limit as usize + 1 {
+            self.refusals.pop_front();
+        }
         if self.refusals.len() > self.abuse_limit as usize {
             Verdict::Abuse { retry_after_ms }
         } else {

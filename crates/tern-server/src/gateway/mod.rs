@@ -1,11 +1,13 @@
 //! The real-time gateway: WebSocket connections on `/ws` (raw TCP later),
 //! one task per connection owning its socket.
 
+mod abuse_limits;
 mod conn;
 mod dispatch;
 mod limiter;
 mod upgrade;
 
+pub use abuse_limits::{AbuseLimits, ConnectionSlot, Refused};
 pub use conn::{serve, ConnParams, ConnectionGauge};
 pub use dispatch::{Flow, SessionCtx};
 pub use limiter::{SendLimiter, Verdict};

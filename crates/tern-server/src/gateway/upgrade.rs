@@ -1,7 +1,8 @@
 //! The WebSocket upgrade on `GET /ws`: validates the handshake, picks the
 //! codec (subprotocol `tern.json`/`tern.proto` or `?codec=`), reads a token
 //! from the `Authorization` header or `?token=`, answers 101 and hands the
-//! upgraded socket to a tracked connection task.
+//! upgraded socket to a tracked connection task. An address over its
+//! connection count or connect rate gets 429 instead.
 
 use std::net::SocketAddr;
 
@@ -14,7 +15,9 @@ use hyper_util::rt::TokioIo;
 use tern_proto::ErrorCode;
 use tokio_websockets::{Config as WsConfig, Limits, ServerBuilder};
 
+use super::abuse_limits::Refused;
 use super::conn::{self, ConnParams};
+use crate::http::error::error_response;
 use crate::state::AppState;
 
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -45,12 +48,18 @@ pub async fn ws_handler(
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg),
     };
     let token = bearer(req.headers()).or_else(|| query_param(query, "token"));
+    let slot = match state.abuse_limits.admit_connection(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => return rate_limited(peer, refused),
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max_frame = state.config.limits.max_frame_bytes;
     let lifecycle = state.lifecycle.clone();
     // Kept small (the connection state itself is boxed inside): it is what
     // every idle connection's task holds.
     let task = async move {
+        // Held until the connection ends: it keeps the address's count.
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = ServerBuilder::new()
@@ -166,6 +175,17 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn rate_limited(peer: SocketAddr, refused: Refused) -> Response {
+    metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "ws_upgrade").increment(1);
+    tracing::debug!(%peer, reason = refused.reason, "upgrade refused");
+    error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        refused.reason,
+        Some(refused.retry_after_ms),
+    )
 }
 
 fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {

@@ -1,8 +1,11 @@
 //! Built-in accounts (PROTOCOL.md §6): `POST /register`, `POST /login`,
 //! `GET /me`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -53,11 +56,23 @@ pub async fn register(
     ))
 }
 
-/// `POST /api/v1/login` → 200 `{"token","expires_at","user"}`; 401.
+/// `POST /api/v1/login` → 200 `{"token","expires_at","user"}`; 401; 429
+/// past `limits.login_per_user_per_min` / `login_per_ip_per_min`.
+///
+/// The peer address is optional (read as an extension, since `ConnectInfo`
+/// has no optional form): routers driven by `oneshot` have none, and are then
+/// limited per username only.
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(creds): Json<Credentials>,
 ) -> Result<Json<LoginOk>, ApiError> {
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Before any hashing: a refused attempt costs no Argon2 work.
+    if let Err(e) = state.abuse_limits.check_login(ip, &creds.username) {
+        metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http_login").increment(1);
+        return Err(e.into());
+    }
     let (token, expires_at) = state.auth.login(&creds.username, &creds.password).await?;
     Ok(Json(LoginOk {
         token,

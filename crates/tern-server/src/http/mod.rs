@@ -2,8 +2,11 @@
 //! [`Router`]. Every failure is answered `{"error":{"code","message"}}`.
 
 pub mod accounts;
+pub mod admin;
+pub mod chat;
 pub mod error;
 pub mod extract;
+pub mod groups;
 pub mod health;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};

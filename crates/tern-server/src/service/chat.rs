@@ -200,17 +200,32 @@ impl Hub {
             ConvId::Direct { .. } => {
                 Err(ServiceError::Forbidden(format!("not a member of {conv}")))
             }
-            ConvId::Group(_) => Err(ServiceError::NotFound(format!(
-                "no such conversation: {conv}"
-            ))),
+            // The in-memory directory: no database query per message.
+            ConvId::Group(id) => match self.groups.is_member(id, user) {
+                Some(true) => Ok(()),
+                Some(false) => Err(ServiceError::Forbidden(format!("not a member of {conv}"))),
+                None => Err(ServiceError::NotFound(format!(
+                    "no such conversation: {conv}"
+                ))),
+            },
         }
     }
 
     /// A page of history (`sync`).
     pub async fn sync(&self, user: &str, f: &SyncFrame) -> ServiceResult<HistoryPage> {
-        self.check_member(user, &f.conv)?;
         let page = page_of(f.after, f.before, f.limit)?;
-        Ok(self.store.history(&f.conv, page).await?)
+        self.history(user, &f.conv, page).await
+    }
+
+    /// A page of history of a conversation `user` belongs to.
+    pub async fn history(
+        &self,
+        user: &str,
+        conv: &ConvId,
+        page: Page,
+    ) -> ServiceResult<HistoryPage> {
+        self.check_member(user, conv)?;
+        Ok(self.store.history(conv, page).await?)
     }
 
     /// The user's conversations, most recent first.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_proto::{encode_server, ConvId, Message, ServerFrame};
 
+use super::groups::GroupDirectory;
 use super::outbox::Pushed;
 use super::push::PushNotifier;
 use super::registry::SessionRegistry;
@@ -17,11 +18,21 @@ pub struct Delivery {
     registry: Arc<SessionRegistry>,
     /// The offline push webhook, when configured.
     push: Option<Arc<PushNotifier>>,
+    /// Group memberships, for fan-out to `g:<id>`.
+    groups: Arc<GroupDirectory>,
 }
 
 impl Delivery {
-    pub fn new(registry: Arc<SessionRegistry>, push: Option<Arc<PushNotifier>>) -> Self {
-        Self { registry, push }
+    pub fn new(
+        registry: Arc<SessionRegistry>,
+        push: Option<Arc<PushNotifier>>,
+        groups: Arc<GroupDirectory>,
+    ) -> Self {
+        Self {
+            registry,
+            push,
+            groups,
+        }
     }
 
     /// The offline push webhook, when configured.
@@ -48,8 +59,16 @@ impl Delivery {
                     }
                 }
             }
-            // Group membership arrives with the groups feature.
-            ConvId::Group(_) => {}
+            ConvId::Group(id) => {
+                let Some(members) = self.groups.members(id) else {
+                    return;
+                };
+                for user in members.iter() {
+                    if user != msg.from && !self.registry.is_online(user) {
+                        push.offline(user, msg);
+                    }
+                }
+            }
         }
     }
 
@@ -101,8 +120,15 @@ impl Delivery {
                     }
                 }
             }
-            // Group membership arrives with the groups feature.
-            ConvId::Group(_) => {}
+            ConvId::Group(id) => {
+                // A snapshot: the lock is not held while pushing.
+                let Some(members) = self.groups.members(id) else {
+                    return;
+                };
+                for user in members.iter().filter(|u| Some(*u) != skip_user) {
+                    self.to_user(user, frame, except);
+                }
+            }
         }
     }
 }

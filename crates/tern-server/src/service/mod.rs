@@ -1,14 +1,17 @@
 //! The service layer: sessions, delivery, conversations, presence. No I/O
 //! details: the gateway and the HTTP API both call into [`Hub`].
 
+pub mod admin;
 pub mod chat;
 pub mod delivery;
 pub mod error;
+pub mod groups;
 pub mod moderation;
 pub mod outbox;
 pub mod presence;
 pub mod push;
 pub mod registry;
+pub mod user_limits;
 pub mod writer;
 
 use std::collections::HashSet;
@@ -24,6 +27,7 @@ pub use registry::{Session, SessionRegistry};
 
 use crate::config::Config;
 use delivery::Delivery;
+use groups::GroupDirectory;
 use moderation::WordFilter;
 use outbox::Outbox;
 use presence::Presence;
@@ -36,6 +40,8 @@ pub struct Hub {
     pub registry: Arc<SessionRegistry>,
     pub presence: Presence,
     pub delivery: Arc<Delivery>,
+    /// Group memberships, in memory for the send path and fan-out.
+    pub groups: Arc<GroupDirectory>,
     writer: RwLock<Option<mpsc::Sender<WriteRequest>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     next_session: AtomicU64,
@@ -44,6 +50,10 @@ pub struct Hub {
     known_users: Mutex<HashSet<String>>,
     /// The banned-word filter of the send path; swapped whole on reload.
     moderation: RwLock<Arc<WordFilter>>,
+    /// Per-user send buckets of HTTP sends.
+    http_sends: user_limits::UserSendLimits,
+    /// This node's id (`node_id`, or host name + random suffix).
+    pub node_id: Arc<str>,
 }
 
 impl Hub {
@@ -53,19 +63,26 @@ impl Hub {
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, filter: WordFilter) -> Arc<Self> {
         let registry = Arc::new(SessionRegistry::new(config.limits.max_sessions_per_user));
         let notifier = push::PushNotifier::spawn(&config.push);
-        let delivery = Arc::new(Delivery::new(registry.clone(), notifier));
+        let groups = Arc::new(GroupDirectory::new());
+        let delivery = Arc::new(Delivery::new(registry.clone(), notifier, groups.clone()));
         let (tx, task) = writer::spawn(
             store.clone(),
             delivery.clone(),
             config.store.queue_capacity,
             config.store.batch_max,
         );
+        let http_sends =
+            user_limits::UserSendLimits::new(config.limits.send_rate, config.limits.send_burst);
+        let node_id = node_id(&config.node_id);
         Arc::new(Self {
+            http_sends,
+            node_id,
             presence: Presence::new(registry.clone(), store.clone()),
             config,
             store,
             registry,
             delivery,
+            groups,
             writer: RwLock::new(Some(tx)),
             writer_task: Mutex::new(Some(task)),
             // Random start so session ids differ across restarts and nodes.
@@ -73,6 +90,16 @@ impl Hub {
             known_users: Mutex::default(),
             moderation: RwLock::new(Arc::new(filter)),
         })
+    }
+
+    /// Applies the per-user send rate to an HTTP send.
+    pub fn admit_http_send(&self, user: &str) -> ServiceResult<()> {
+        self.http_sends
+            .admit(user, std::time::Instant::now())
+            .map_err(|retry_after_ms| {
+                metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http").increment(1);
+                ServiceError::RateLimited { retry_after_ms }
+            })
     }
 
     /// Replaces the banned-word filter; sends checked from now on use it.
@@ -152,6 +179,22 @@ impl Hub {
         let closed = || ServiceError::Unavailable("server is shutting down".into());
         tx.ok_or_else(closed)?.send(req).await.map_err(|_| closed())
     }
+}
+
+/// The configured node id, or the host name with a random suffix.
+fn node_id(configured: &str) -> Arc<str> {
+    if !configured.is_empty() {
+        return Arc::from(configured);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "tern".to_owned()
+    } else {
+        host
+    };
+    Arc::from(format!("{host}-{:04x}", rand::random::<u16>()))
 }
 
 /// Milliseconds since the Unix epoch.

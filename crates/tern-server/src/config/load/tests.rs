@@ -285,6 +285,19 @@ fn every_validation_rule_fires() {
     assert_problem("limits.max_sessions_per_user", |c| {
         c.limits.max_sessions_per_user = 0
     });
+    assert_problem("limits.max_connections_per_ip", |c| {
+        c.limits.max_connections_per_ip = 0
+    });
+    assert_problem("limits.connects_per_sec_per_ip", |c| {
+        c.limits.connects_per_sec_per_ip = 0
+    });
+    assert_problem("limits.login_per_user_per_min", |c| {
+        c.limits.login_per_user_per_min = 0
+    });
+    assert_problem("limits.login_per_ip_per_min", |c| {
+        c.limits.login_per_ip_per_min = 0
+    });
+    assert_problem("limits.limiter_sweep_ms", |c| c.limits.limiter_sweep_ms = 0);
     assert_problem("store.max_connections", |c| c.store.max_connections = 0);
     assert_problem("store.batch_max", |c| c.store.batch_max = 0);
     assert_problem("store.queue_capacity", |c| c.store.queue_capacity = 0);

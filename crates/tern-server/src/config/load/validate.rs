@@ -128,7 +128,7 @@ fn check_limits(c: &Config, p: &mut Problems) {
     let l = &c.limits;
     // `drain_timeout_ms` and `goaway_reconnect_ms` may be 0 (close at once,
     // reconnect at once); `max_presence_subs = 0` disables presence watching.
-    let must_be_positive: [(&str, u64); 11] = [
+    let must_be_positive: [(&str, u64); 16] = [
         ("limits.max_frame_bytes", l.max_frame_bytes as u64),
         ("limits.max_body_bytes", l.max_body_bytes as u64),
         ("limits.auth_timeout_ms", l.auth_timeout_ms),
@@ -146,6 +146,23 @@ fn check_limits(c: &Config, p: &mut Problems) {
             "limits.max_sessions_per_user",
             l.max_sessions_per_user as u64,
         ),
+        (
+            "limits.max_connections_per_ip",
+            u64::from(l.max_connections_per_ip),
+        ),
+        (
+            "limits.connects_per_sec_per_ip",
+            u64::from(l.connects_per_sec_per_ip),
+        ),
+        (
+            "limits.login_per_user_per_min",
+            u64::from(l.login_per_user_per_min),
+        ),
+        (
+            "limits.login_per_ip_per_min",
+            u64::from(l.login_per_ip_per_min),
+        ),
+        ("limits.limiter_sweep_ms", l.limiter_sweep_ms),
     ];
     for (key, value) in must_be_positive {
         p.positive(key, value);

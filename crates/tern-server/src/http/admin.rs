@@ -1,0 +1,151 @@
+//! The admin API (role `admin`): statistics, bans, kicks, tokens and
+//! system broadcasts. Everyone else gets 403 `forbidden`.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tern_proto::ConvId;
+
+use super::chat::AckBody;
+use super::error::ApiError;
+use super::extract::{AuthUser, Json};
+use crate::service::admin::NodeStats;
+use crate::service::ServiceError;
+use crate::state::AppState;
+
+/// Default lifetime of tokens minted by `POST /admin/tokens`, seconds.
+const DEFAULT_TOKEN_TTL_S: u64 = 3600;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/stats", get(stats))
+        .route("/api/v1/admin/users/{user}/ban", post(ban).delete(unban))
+        .route("/api/v1/admin/users/{user}/kick", post(kick))
+        .route("/api/v1/admin/tokens", post(tokens))
+        .route("/api/v1/admin/broadcast", post(broadcast))
+}
+
+/// An authenticated caller with role `admin`.
+pub struct Admin(pub String);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(who) = AuthUser::from_request_parts(parts, state).await?;
+        if who.admin {
+            Ok(Self(who.user))
+        } else {
+            Err(ServiceError::Forbidden("admin role required".into()).into())
+        }
+    }
+}
+
+/// `GET /admin/stats`.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub connections: usize,
+    pub sessions: usize,
+    pub users: u64,
+    pub messages: u64,
+    pub nodes: Vec<NodeStats>,
+}
+
+pub async fn stats(State(state): State<AppState>, _admin: Admin) -> Result<Json<Stats>, ApiError> {
+    let (users, messages) = state.store.counts().await.map_err(ServiceError::from)?;
+    let node = state.hub.node_stats(state.lifecycle.connections.len());
+    Ok(Json(Stats {
+        connections: node.connections,
+        sessions: node.sessions,
+        users,
+        messages,
+        nodes: vec![node],
+    }))
+}
+
+pub async fn ban(
+    State(state): State<AppState>,
+    Admin(by): Admin,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.hub.set_banned(&user, true).await?;
+    state.auth.set_banned_cached(&user, true);
+    tracing::info!(user, by, "ban");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unban(
+    State(state): State<AppState>,
+    Admin(by): Admin,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.hub.set_banned(&user, false).await?;
+    state.auth.set_banned_cached(&user, false);
+    tracing::info!(user, by, "unban");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kick(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.hub.kick(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /admin/tokens`.
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    pub user: String,
+    pub ttl_s: Option<u64>,
+}
+
+/// A minted token.
+#[derive(Debug, Serialize)]
+pub struct TokenBody {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+pub async fn tokens(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<TokenBody>, ApiError> {
+    let ttl = req.ttl_s.unwrap_or(DEFAULT_TOKEN_TTL_S);
+    if ttl == 0 {
+        return Err(ServiceError::BadRequest("ttl_s must be at least 1".into()).into());
+    }
+    state.hub.ensure_user(&req.user).await?;
+    let (token, expires_at) = state.auth.issue(&req.user, false, ttl)?;
+    Ok(Json(TokenBody { token, expires_at }))
+}
+
+/// Body of `POST /admin/broadcast`.
+#[derive(Debug, Deserialize)]
+pub struct BroadcastRequest {
+    pub conv: String,
+    pub body: String,
+}
+
+pub async fn broadcast(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(req): Json<BroadcastRequest>,
+) -> Result<Response, ApiError> {
+    let conv = ConvId::parse(&req.conv).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    let m = state.hub.broadcast(&conv, req.body).await?.message;
+    let ack = AckBody {
+        conv: m.conv,
+        seq: m.seq,
+        mid: m.mid,
+        ts: m.ts,
+    };
+    Ok((StatusCode::CREATED, Json(ack)).into_response())
+}

@@ -1,0 +1,146 @@
+//! HTTP parity with the WebSocket frames: send, conversations, history,
+//! read pointers and presence. Same rules and the same seq space as `/ws`;
+//! sends push to every online session of every member.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tern_proto::frame::SendFrame;
+use tern_proto::{ConvId, ConvSummary, Message, PresenceItem};
+
+use super::error::ApiError;
+use super::extract::{AuthUser, Json};
+use crate::service::chat::page_of;
+use crate::service::ServiceError;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/messages", post(send))
+        .route("/api/v1/conversations", get(conversations))
+        .route("/api/v1/conversations/{conv}/messages", get(history))
+        .route("/api/v1/conversations/{conv}/read", post(read))
+        .route("/api/v1/users/{user}/presence", get(presence))
+}
+
+/// The ack of an HTTP send.
+#[derive(Debug, Serialize)]
+pub struct AckBody {
+    pub conv: ConvId,
+    pub seq: u64,
+    pub mid: String,
+    pub ts: i64,
+}
+
+/// `POST /api/v1/messages`: 201 with the ack, or 200 with the original ack
+/// for a repeated cmid. The body is read as raw JSON so `meta` is kept byte
+/// for byte.
+pub async fn send(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut frame: SendFrame = serde_json::from_slice(&body)
+        .map_err(|e| ServiceError::BadRequest(format!("invalid message: {e}")))?;
+    if frame.meta.is_some() {
+        frame.meta = tern_proto::codec::raw_meta(&body).or(frame.meta);
+    }
+    state.hub.admit_http_send(&who.user)?;
+    let appended = state.hub.send_and_wait(&who.user, frame).await?;
+    let m = appended.message;
+    let status = if appended.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let ack = AckBody {
+        conv: m.conv,
+        seq: m.seq,
+        mid: m.mid,
+        ts: m.ts,
+    };
+    Ok((status, Json(ack)).into_response())
+}
+
+/// A list of items.
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// `GET /api/v1/conversations`.
+pub async fn conversations(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+) -> Result<Json<Items<ConvSummary>>, ApiError> {
+    let items = state.hub.convs(&who.user).await?;
+    Ok(Json(Items { items }))
+}
+
+/// Query of the history route.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    pub after: Option<u64>,
+    pub before: Option<u64>,
+    pub limit: Option<i64>,
+}
+
+/// A page of history.
+#[derive(Debug, Serialize)]
+pub struct HistoryBody {
+    pub items: Vec<Message>,
+    pub more: bool,
+}
+
+/// `GET /api/v1/conversations/{conv}/messages?after=&before=&limit=`.
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Path(conv): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<HistoryBody>, ApiError> {
+    let conv = parse_conv(&conv)?;
+    let page = page_of(q.after, q.before, q.limit)?;
+    let page = state.hub.history(&who.user, &conv, page).await?;
+    Ok(Json(HistoryBody {
+        items: page.items,
+        more: page.more,
+    }))
+}
+
+/// Body of the read route.
+#[derive(Debug, Deserialize)]
+pub struct ReadBody {
+    pub seq: u64,
+}
+
+/// `POST /api/v1/conversations/{conv}/read` → 204.
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Path(conv): Path<String>,
+    Json(body): Json<ReadBody>,
+) -> Result<StatusCode, ApiError> {
+    let conv = parse_conv(&conv)?;
+    state.hub.read(&who.user, &conv, body.seq, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/users/{user}/presence`.
+pub async fn presence(
+    State(state): State<AppState>,
+    AuthUser(_who): AuthUser,
+    Path(user): Path<String>,
+) -> Result<Json<PresenceItem>, ApiError> {
+    state.hub.require_user(&user).await?;
+    Ok(Json(state.hub.presence.get(&user).await))
+}
+
+fn parse_conv(raw: &str) -> Result<ConvId, ServiceError> {
+    ConvId::parse(raw).map_err(|e| ServiceError::BadRequest(e.to_string()))
+}
