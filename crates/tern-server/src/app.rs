@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
+use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::logging::LogHandle;
+use crate::reload::{ReloadError, Reloaded};
 use crate::service::moderation::WordFilter;
 use crate::service::Hub;
 use crate::state::{AppState, Lifecycle};
@@ -103,6 +106,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 }
 
 impl RunningServer {
+    /// Applies `new` as a reload would (SIGHUP, file change): reloadable
+    /// keys at once, restart-only keys kept; an error changes nothing.
+    pub fn reload_now(&self, new: Config) -> Result<Reloaded, ReloadError> {
+        crate::reload::apply(&self.state, new, None)
+    }
+
     /// Graceful shutdown; returns when the store is flushed.
     pub async fn shutdown(self) {
         let state = self.state;
@@ -112,8 +121,8 @@ impl RunningServer {
         lifecycle.connections.close();
         // Sessions get `drain_timeout_ms` to leave, then a little time to
         // receive their last acks and the 1001 close.
-        let budget =
-            Duration::from_millis(state.config.limits.drain_timeout_ms) + Duration::from_secs(8);
+        let drain_ms = state.hub.config().limits.drain_timeout_ms;
+        let budget = Duration::from_millis(drain_ms) + Duration::from_secs(8);
         if tokio::time::timeout(budget, lifecycle.connections.wait())
             .await
             .is_err()
@@ -131,9 +140,12 @@ impl RunningServer {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully. Meanwhile
+/// SIGHUP or a change of the config file reloads it (`args` are loaded
+/// again; `log` is the subscriber's handle, for `log.filter`).
+pub async fn run(config: Config, args: ServeArgs, log: Option<LogHandle>) -> anyhow::Result<()> {
     let server = start(config).await?;
+    crate::reload::spawn(server.state.clone(), args, log);
     wait_for_signal().await;
     server.shutdown().await;
     Ok(())

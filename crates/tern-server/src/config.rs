@@ -1,9 +1,11 @@
 //! Typed configuration: one struct per section, every field with its default.
 //!
 //! Loading (file, `TERN_*` environment, flags; precedence flag > env > file >
-//! default) and validation live in [`load`]; the reference for operators is
+//! default) and validation live in [`load`]; the configuration in effect and
+//! what a reload may change live in [`live`]; the reference for operators is
 //! `docs/configuration.md`.
 
+pub mod live;
 pub mod load;
 
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod service;
 pub mod state;
 

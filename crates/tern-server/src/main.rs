@@ -1,5 +1,6 @@
 //! The `tern` binary: parse the command line, load and validate the config
-//! (exit 64 if it is bad), set up logging, run the server until a signal.
+//! (exit 64 if it is bad), set up logging, run the server until a signal
+//! (SIGHUP reloads the config).
 
 use std::process::ExitCode;
 
@@ -24,9 +25,10 @@ fn serve(args: &ServeArgs) -> ExitCode {
     if !config.redis_url.is_empty() {
         return usage_error("cluster mode (--redis-url) is not available in this version yet");
     }
-    if let Err(e) = logging::init(&config.log) {
-        return usage_error(&format!("invalid log settings: {e}"));
-    }
+    let log = match logging::init(&config.log) {
+        Ok(handle) => handle,
+        Err(e) => return usage_error(&format!("invalid log settings: {e}")),
+    };
     if config.tcp_addr != "off" {
         tracing::info!(tcp_addr = %config.tcp_addr, "the raw TCP gateway is not available in this version; not listening");
     }
@@ -40,7 +42,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(config)) {
+    match runtime.block_on(app::run(config, args.clone(), Some(log))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tern stopped");

@@ -16,6 +16,8 @@ use crate::service::Hub;
 /// Shared state of one server.
 #[derive(Clone)]
 pub struct AppState {
+    /// The configuration at start. Reloadable keys are read through
+    /// `hub.config()`, the configuration in effect.
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,

@@ -7,6 +7,7 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,7 +15,7 @@ use tern_proto::ids::{is_reserved_username, validate_username};
 use tern_store::Store;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
+use crate::config::{AuthConfig, Config};
 use crate::metrics::AUTH_FAILURES;
 use crate::service::{ServiceError, ServiceResult};
 use token::TokenKeys;
@@ -56,8 +57,9 @@ pub enum AuthSetupError {
 pub struct Authenticator {
     keys: TokenKeys,
     store: Arc<dyn Store>,
-    auto_provision: bool,
-    token_ttl_s: u64,
+    /// `auth.auto_provision` and `auth.token_ttl_s`, changed by a reload.
+    auto_provision: AtomicBool,
+    token_ttl_s: AtomicU64,
     hash_permits: Arc<Semaphore>,
     /// username → banned, for users known to exist: a reconnect storm must
     /// not cost one database query per connection. Kept current on this node
@@ -85,11 +87,19 @@ impl Authenticator {
         Ok(Self {
             keys: TokenKeys::new(&secret, &cfg.auth.jwt_algorithm, pem.as_deref())?,
             store,
-            auto_provision: cfg.auth.auto_provision,
-            token_ttl_s: cfg.auth.token_ttl_s,
+            auto_provision: AtomicBool::new(cfg.auth.auto_provision),
+            token_ttl_s: AtomicU64::new(cfg.auth.token_ttl_s),
             hash_permits: Arc::new(Semaphore::new(cfg.auth.max_concurrent_hashes.max(1))),
             users: Mutex::default(),
         })
+    }
+
+    /// Applies the reloadable `[auth]` keys; tokens already issued keep
+    /// their expiry.
+    pub fn apply_reload(&self, cfg: &AuthConfig) {
+        self.auto_provision
+            .store(cfg.auto_provision, Ordering::Relaxed);
+        self.token_ttl_s.store(cfg.token_ttl_s, Ordering::Relaxed);
     }
 
     /// Who `token` speaks for. Invalid, expired, reserved or (without
@@ -166,7 +176,8 @@ impl Authenticator {
         if record.banned {
             return Err(banned());
         }
-        self.issue(username, false, self.token_ttl_s)
+        let ttl_s = self.token_ttl_s.load(Ordering::Relaxed);
+        self.issue(username, false, ttl_s)
     }
 
     /// An HS256 token for `user` (`role: "admin"` when `admin`), valid
@@ -190,7 +201,7 @@ impl Authenticator {
         }
         let mut record = self.store.get_user(user).await?;
         if record.is_none() {
-            if !self.auto_provision {
+            if !self.auto_provision.load(Ordering::Relaxed) {
                 return Err(fail("unknown_user", BAD_TOKEN));
             }
             if self.store.create_user(user, None, now_ms()).await? {

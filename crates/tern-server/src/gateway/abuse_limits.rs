@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ pub struct Refused {
 
 /// Every per-client abuse limit of one server. Shared as `Arc<AbuseLimits>`.
 pub struct AbuseLimits {
-    max_connections_per_ip: u32,
+    /// Changed by a reload; the rate quotas below are fixed at start.
+    max_connections_per_ip: AtomicU32,
     open: Box<[Mutex<HashMap<IpAddr, u32>>]>,
     shard_hasher: RandomState,
     connects: DefaultKeyedRateLimiter<IpAddr>,
@@ -57,7 +59,7 @@ impl AbuseLimits {
         let by_ip = nonzero(cfg.login_per_ip_per_min);
         let by_user = nonzero(cfg.login_per_user_per_min);
         let limits = Arc::new(Self {
-            max_connections_per_ip: cfg.max_connections_per_ip,
+            max_connections_per_ip: AtomicU32::new(cfg.max_connections_per_ip),
             open: (0..SHARDS).map(|_| Mutex::default()).collect(),
             shard_hasher: RandomState::new(),
             connects: RateLimiter::keyed(Quota::per_second(connects).allow_burst(connects)),
@@ -66,6 +68,12 @@ impl AbuseLimits {
         });
         spawn_sweeper(&limits, Duration::from_millis(cfg.limiter_sweep_ms.max(1)));
         limits
+    }
+
+    /// Applies a reloaded `limits.max_connections_per_ip`; connections
+    /// already open stay open.
+    pub fn set_max_connections_per_ip(&self, max: u32) {
+        self.max_connections_per_ip.store(max, Ordering::Relaxed);
     }
 
     /// Admits a new WebSocket connection from `ip`, or says why not. The
@@ -120,7 +128,7 @@ impl AbuseLimits {
     fn take_slot(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
         let mut shard = self.shard(&ip);
         let count = shard.entry(ip).or_insert(0);
-        if *count >= self.max_connections_per_ip {
+        if *count >= self.max_connections_per_ip.load(Ordering::Relaxed) {
             if *count == 0 {
                 shard.remove(&ip);
             }

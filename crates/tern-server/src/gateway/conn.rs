@@ -52,7 +52,10 @@ where
     let Some((session, hello)) = Box::pin(start_session(&state, &mut ws, token)).await else {
         return;
     };
-    let limits = &state.config.limits;
+    // Per-session values are taken at connect: a reload changes them for
+    // new sessions only.
+    let config = state.hub.config();
+    let limits = &config.limits;
     let mut ctx = SessionCtx {
         state: state.clone(),
         session: session.clone(),
@@ -88,7 +91,7 @@ where
         id: auth_id,
         user: identity.user,
         session: session.public_id(),
-        heartbeat_ms: state.config.limits.heartbeat_ms,
+        heartbeat_ms: state.hub.config().limits.heartbeat_ms,
         server_time: crate::service::now_ms(),
     };
     Some((session, encode_server(&ok)))
@@ -113,7 +116,8 @@ where
             }
         };
     }
-    let deadline = Instant::now() + Duration::from_millis(state.config.limits.auth_timeout_ms);
+    let auth_timeout = state.hub.config().limits.auth_timeout_ms;
+    let deadline = Instant::now() + Duration::from_millis(auth_timeout);
     loop {
         let msg = match timeout(deadline - Instant::now(), ws.next()).await {
             Err(_) => {
@@ -169,7 +173,7 @@ where
 {
     let state = ctx.state.clone();
     let session = ctx.session.clone();
-    let idle = Duration::from_millis(state.config.limits.idle_timeout_ms);
+    let idle = Duration::from_millis(state.hub.config().limits.idle_timeout_ms);
     let write_to = write_timeout(&state);
     let idle_timer = sleep_until(Instant::now() + idle);
     tokio::pin!(idle_timer);
@@ -216,9 +220,10 @@ where
             }
             () = state.lifecycle.drain.cancelled(), if !draining => {
                 draining = true;
-                let goaway = ServerFrame::Goaway { reconnect_ms: state.config.limits.goaway_reconnect_ms };
+                let limits = state.hub.config().limits.clone();
+                let goaway = ServerFrame::Goaway { reconnect_ms: limits.goaway_reconnect_ms };
                 session.push(encode_server(&goaway));
-                let deadline = Duration::from_millis(state.config.limits.drain_timeout_ms);
+                let deadline = Duration::from_millis(limits.drain_timeout_ms);
                 drain_timer = Some(Box::pin(sleep_until(Instant::now() + deadline)));
             }
             () = wait_for(&mut drain_timer), if draining => {
@@ -382,7 +387,7 @@ async fn wait_for(timer: &mut Option<Pin<Box<Sleep>>>) {
 }
 
 fn write_timeout(state: &AppState) -> Duration {
-    Duration::from_millis(state.config.limits.idle_timeout_ms)
+    Duration::from_millis(state.hub.config().limits.idle_timeout_ms)
 }
 
 /// Keeps `tern_connections{transport}` in step with live connections.

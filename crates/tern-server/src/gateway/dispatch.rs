@@ -133,7 +133,7 @@ impl SessionCtx {
             .into_iter()
             .filter(|u| !self.watched.contains(u))
             .collect();
-        let max = self.state.config.limits.max_presence_subs;
+        let max = self.state.hub.config().limits.max_presence_subs;
         if self.watched.len() + new.len() > max {
             return Err(ServiceError::TooLarge(format!(
                 "a session may watch at most {max} users"

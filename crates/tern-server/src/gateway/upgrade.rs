@@ -53,7 +53,7 @@ pub async fn ws_handler(
         Err(refused) => return rate_limited(peer, refused),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let max_frame = state.config.limits.max_frame_bytes;
+    let max_frame = state.hub.config().limits.max_frame_bytes;
     let lifecycle = state.lifecycle.clone();
     // Kept small (the connection state itself is boxed inside): it is what
     // every idle connection's task holds.

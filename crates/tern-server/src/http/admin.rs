@@ -9,10 +9,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tern_proto::ConvId;
+use utoipa::ToSchema;
 
 use super::chat::AckBody;
 use super::error::ApiError;
 use super::extract::{AuthUser, Json};
+use super::openapi::{ErrorBody, NodeStatsSchema};
 use crate::service::admin::NodeStats;
 use crate::service::ServiceError;
 use crate::state::AppState;
@@ -47,15 +49,27 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// `GET /admin/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     pub connections: usize,
     pub sessions: usize,
     pub users: u64,
     pub messages: u64,
+    #[schema(value_type = Vec<NodeStatsSchema>)]
     pub nodes: Vec<NodeStats>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Statistics", body = Stats),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+    )
+)]
 pub async fn stats(State(state): State<AppState>, _admin: Admin) -> Result<Json<Stats>, ApiError> {
     let (users, messages) = state.store.counts().await.map_err(ServiceError::from)?;
     let node = state.hub.node_stats(state.lifecycle.connections.len());
@@ -68,6 +82,21 @@ pub async fn stats(State(state): State<AppState>, _admin: Admin) -> Result<Json<
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user}/ban",
+    tag = "admin",
+    params(
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Banned; the user's sessions are closed (4011)"),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
+)]
 pub async fn ban(
     State(state): State<AppState>,
     Admin(by): Admin,
@@ -79,6 +108,21 @@ pub async fn ban(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{user}/ban",
+    tag = "admin",
+    params(
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Unbanned"),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
+)]
 pub async fn unban(
     State(state): State<AppState>,
     Admin(by): Admin,
@@ -90,6 +134,21 @@ pub async fn unban(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user}/kick",
+    tag = "admin",
+    params(
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user's sessions are closed"),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
+)]
 pub async fn kick(
     State(state): State<AppState>,
     _admin: Admin,
@@ -100,19 +159,33 @@ pub async fn kick(
 }
 
 /// Body of `POST /admin/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     pub user: String,
     pub ttl_s: Option<u64>,
 }
 
 /// A minted token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenBody {
     pub token: String,
     pub expires_at: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tokens",
+    tag = "admin",
+    request_body = TokenRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A token (the user is created if needed)", body = TokenBody),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn tokens(
     State(state): State<AppState>,
     _admin: Admin,
@@ -128,12 +201,27 @@ pub async fn tokens(
 }
 
 /// Body of `POST /admin/broadcast`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct BroadcastRequest {
     pub conv: String,
     pub body: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/broadcast",
+    tag = "admin",
+    request_body = BroadcastRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored: the ack of the `system` message", body = AckBody),
+        (status = 400, description = "`bad_request`: invalid conversation id or body", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn broadcast(
     State(state): State<AppState>,
     _admin: Admin,

@@ -11,9 +11,13 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tern_proto::frame::SendFrame;
 use tern_proto::{ConvId, ConvSummary, Message, PresenceItem};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::extract::{AuthUser, Json};
+use super::openapi::{
+    ConvIdSchema, ConvList, ErrorBody, MessageSchema, PresenceItemSchema, SendRequest,
+};
 use crate::service::chat::page_of;
 use crate::service::ServiceError;
 use crate::state::AppState;
@@ -29,8 +33,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The ack of an HTTP send.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AckBody {
+    #[schema(value_type = ConvIdSchema)]
     pub conv: ConvId,
     pub seq: u64,
     pub mid: String,
@@ -40,6 +45,25 @@ pub struct AckBody {
 /// `POST /api/v1/messages`: 201 with the ack, or 200 with the original ack
 /// for a repeated cmid. The body is read as raw JSON so `meta` is kept byte
 /// for byte.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "chat",
+    request_body = SendRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored: the ack", body = AckBody),
+        (status = 200, description = "A repeated `cmid`: the original ack", body = AckBody),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not a member of the conversation", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user or conversation", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: retry after `retry_after_ms`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds to wait"))),
+        (status = 503, description = "`unavailable`: the server is draining or a backend is down", body = ErrorBody),
+    )
+)]
 pub async fn send(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -74,6 +98,17 @@ pub struct Items<T> {
 }
 
 /// `GET /api/v1/conversations`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "chat",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's conversations", body = ConvList),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not allowed to do this", body = ErrorBody),
+    )
+)]
 pub async fn conversations(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -83,7 +118,8 @@ pub async fn conversations(
 }
 
 /// Query of the history route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     pub after: Option<u64>,
     pub before: Option<u64>,
@@ -91,13 +127,31 @@ pub struct HistoryQuery {
 }
 
 /// A page of history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryBody {
+    #[schema(value_type = Vec<MessageSchema>)]
     pub items: Vec<Message>,
     pub more: bool,
 }
 
 /// `GET /api/v1/conversations/{conv}/messages?after=&before=&limit=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{conv}/messages",
+    tag = "chat",
+    params(
+        ("conv" = String, Path, description = "Conversation id, e.g. `d:alice:bob` or `g:<group id>`"),
+        HistoryQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of history", body = HistoryBody),
+        (status = 400, description = "`bad_request`: invalid conversation id or page", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not a member", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -114,12 +168,30 @@ pub async fn history(
 }
 
 /// Body of the read route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadBody {
     pub seq: u64,
 }
 
 /// `POST /api/v1/conversations/{conv}/read` → 204.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{conv}/read",
+    tag = "chat",
+    params(
+        ("conv" = String, Path, description = "Conversation id, e.g. `d:alice:bob` or `g:<group id>`"),
+    ),
+    request_body = ReadBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Read pointer moved"),
+        (status = 400, description = "`bad_request`: invalid conversation id or body", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not a member", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn read(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -132,6 +204,21 @@ pub async fn read(
 }
 
 /// `GET /api/v1/users/{user}/presence`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}/presence",
+    tag = "chat",
+    params(
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's presence", body = PresenceItemSchema),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not allowed to do this", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
+)]
 pub async fn presence(
     State(state): State<AppState>,
     AuthUser(_who): AuthUser,

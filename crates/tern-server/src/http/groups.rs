@@ -7,9 +7,11 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tern_proto::frame::GroupInfo;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::{AuthUser, Json};
+use super::openapi::{ErrorBody, GroupInfoSchema};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -27,7 +29,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Body of `POST /groups`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewGroup {
     pub name: String,
     #[serde(default)]
@@ -35,24 +37,43 @@ pub struct NewGroup {
 }
 
 /// Body of `PATCH /groups/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Rename {
     pub name: String,
 }
 
 /// Body of `POST /groups/{id}/members` and `…/admins`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Users {
     pub users: Vec<String>,
 }
 
 /// `{"items":[group…]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
+    #[schema(value_type = Vec<GroupInfoSchema>)]
     pub items: Vec<GroupInfo>,
 }
 
 /// `POST /api/v1/groups` → 201 group object.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups",
+    operation_id = "create_group",
+    tag = "groups",
+    request_body = NewGroup,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new group", body = GroupInfoSchema),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not allowed to do this", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user among `members`", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: retry after `retry_after_ms`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds to wait"))),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -66,6 +87,18 @@ pub async fn create(
 }
 
 /// `GET /api/v1/groups` → the caller's groups.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    operation_id = "list_groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's groups", body = GroupList),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not allowed to do this", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -75,6 +108,22 @@ pub async fn list(
 }
 
 /// `GET /api/v1/groups/{id}` → group object (members only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}",
+    operation_id = "show_group",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The group", body = GroupInfoSchema),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not a member", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group", body = ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -84,6 +133,25 @@ pub async fn show(
 }
 
 /// `PATCH /api/v1/groups/{id}` `{"name"}` → 200 group object.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{id}",
+    operation_id = "rename_group",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+    ),
+    request_body = Rename,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The group", body = GroupInfoSchema),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not an admin of the group", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn rename(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -95,6 +163,22 @@ pub async fn rename(
 }
 
 /// `DELETE /api/v1/groups/{id}` → 204 (owner).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}",
+    operation_id = "delete_group",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not the owner", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group", body = ErrorBody),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -105,6 +189,24 @@ pub async fn remove(
 }
 
 /// `POST /api/v1/groups/{id}/members` `{"users"}` → 200 group object.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/members",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+    ),
+    request_body = Users,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The group", body = GroupInfoSchema),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not allowed to add members", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group or user", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn add_members(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -116,6 +218,23 @@ pub async fn add_members(
 }
 
 /// `DELETE /api/v1/groups/{id}/members/{user}` → 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}/members/{user}",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or neither admin/owner nor the user itself", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group or member", body = ErrorBody),
+    )
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -126,6 +245,24 @@ pub async fn remove_member(
 }
 
 /// `POST /api/v1/groups/{id}/admins` `{"users"}` → 200 group object.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/admins",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+    ),
+    request_body = Users,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The group", body = GroupInfoSchema),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not the owner", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group or member", body = ErrorBody),
+        (status = 413, description = "`too_large`: request body or message over its limit", body = ErrorBody),
+    )
+)]
 pub async fn add_admins(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -137,6 +274,23 @@ pub async fn add_admins(
 }
 
 /// `DELETE /api/v1/groups/{id}/admins/{user}` → 204 (owner).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}/admins/{user}",
+    tag = "groups",
+    params(
+        ("id" = String, Path, description = "Group id"),
+        ("user" = String, Path, description = "User name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "No longer an admin"),
+        (status = 400, description = "`bad_request`: malformed JSON or an invalid field", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: banned, or not the owner", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such group or admin", body = ErrorBody),
+    )
+)]
 pub async fn remove_admin(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::Json;
+use super::openapi::{ErrorBody, StatusBody};
 use crate::service::ServiceError;
 use crate::AppState;
 
@@ -17,12 +18,29 @@ use crate::AppState;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /healthz` → 200 `{"status":"ok"}` while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{\"status\":\"ok\"}`: the process is up", body = StatusBody),
+    )
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz` → 200 `{"status":"ready"}`, or 503 `unavailable` saying
 /// why (draining, database down) so load balancers stop sending clients.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\"}`", body = StatusBody),
+        (status = 503, description = "`unavailable`: draining, or the database (or Redis) does not answer", body = ErrorBody),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.lifecycle.is_draining() {
         return Err(ServiceError::Unavailable("server is draining".into()).into());
@@ -38,6 +56,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 }
 
 /// `GET /metrics` → Prometheus text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"),
+    )
+)]
 pub async fn metrics() -> impl IntoResponse {
     (
         [(

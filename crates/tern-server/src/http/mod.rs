@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod openapi;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::StatusCode;
@@ -42,6 +43,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/register", post(accounts::register))
         .route("/api/v1/login", post(accounts::login))
         .route("/api/v1/me", get(accounts::me))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -43,7 +43,7 @@ impl Hub {
     /// every online session of every member.
     pub async fn broadcast(&self, conv: &ConvId, body: String) -> ServiceResult<Appended> {
         self.require_conversation(conv).await?;
-        let max_body = self.config.limits.max_body_bytes;
+        let max_body = self.config().limits.max_body_bytes;
         if body.len() > max_body || body.contains('\0') {
             return Err(ServiceError::TooLarge(format!(
                 "body must be at most {max_body} bytes without NUL"

@@ -92,7 +92,7 @@ impl Hub {
     /// Checks a send against the protocol's rules and builds the message.
     async fn prepare_send(&self, user: &str, f: SendFrame) -> ServiceResult<NewMessage> {
         validate_cmid(&f.cmid).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        let max_body = self.config.limits.max_body_bytes;
+        let max_body = self.config().limits.max_body_bytes;
         if f.body.len() > max_body {
             return Err(ServiceError::TooLarge(format!(
                 "body is {} bytes, the limit is {max_body}",
@@ -258,7 +258,7 @@ impl Hub {
 
     /// Current presence of `users`; `session` (if any) is subscribed to changes.
     pub async fn presence_of(&self, users: &[String]) -> ServiceResult<Vec<PresenceItem>> {
-        let max = self.config.limits.max_presence_subs;
+        let max = self.config().limits.max_presence_subs;
         if users.len() > max {
             return Err(ServiceError::TooLarge(format!(
                 "at most {max} users at once"

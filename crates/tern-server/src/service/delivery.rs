@@ -47,6 +47,28 @@ impl Delivery {
         self.notify_offline(msg);
     }
 
+    /// Like [`Self::message`], for the fan-out workers: a large group is
+    /// pushed in chunks, yielding between them so other tasks keep running.
+    pub async fn message_chunked(&self, msg: &Message, except: Option<u64>) {
+        const CHUNK: usize = 4096;
+        let ConvId::Group(id) = &msg.conv else {
+            return self.message(msg, except);
+        };
+        let Some(members) = self.groups.members(id) else {
+            return;
+        };
+        let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+        let mut pushed = 0;
+        for (i, user) in members.iter().enumerate() {
+            pushed += self.push_to(user, &frame, except);
+            if i % CHUNK == CHUNK - 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        metrics::counter!(m::PUSHES_DELIVERED).increment(pushed as u64);
+        self.notify_offline(msg);
+    }
+
     /// A push event for every member but the sender with no session here.
     fn notify_offline(&self, msg: &Message) {
         let Some(push) = &self.push else { return };
@@ -94,13 +116,19 @@ impl Delivery {
 
     /// Pushes `frame` to every session of `user` but `except`.
     pub fn to_user(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
+        let n = self.push_to(user, frame, except);
+        metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
+        n
+    }
+
+    /// Pushes to every session of `user` but `except`; counts the pushes.
+    fn push_to(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
         let mut n = 0;
         self.registry.for_each_session(user, |s| {
             if Some(s.id) != except && s.push(frame.clone()) == Pushed::Queued {
                 n += 1;
             }
         });
-        metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
         n
     }
 

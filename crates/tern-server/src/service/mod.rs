@@ -5,6 +5,7 @@ pub mod admin;
 pub mod chat;
 pub mod delivery;
 pub mod error;
+pub mod fanout;
 pub mod groups;
 pub mod moderation;
 pub mod outbox;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 pub use error::{ServiceError, ServiceResult};
 pub use registry::{Session, SessionRegistry};
 
+use crate::config::live::LiveConfig;
 use crate::config::Config;
 use delivery::Delivery;
 use groups::GroupDirectory;
@@ -35,7 +37,11 @@ use writer::WriteRequest;
 
 /// The heart of one node: live sessions, the write path and fan-out.
 pub struct Hub {
+    /// The configuration the server started with. Reloadable keys must be
+    /// read through [`Hub::config`] instead.
     pub config: Arc<Config>,
+    /// The configuration in effect, swapped whole on reload.
+    live: LiveConfig,
     pub store: Arc<dyn Store>,
     pub registry: Arc<SessionRegistry>,
     pub presence: Presence,
@@ -44,6 +50,9 @@ pub struct Hub {
     pub groups: Arc<GroupDirectory>,
     writer: RwLock<Option<mpsc::Sender<WriteRequest>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Fan-out workers; they finish once the writer is gone and their
+    /// queues are delivered.
+    fanout_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_session: AtomicU64,
     /// Users known to exist (users are never deleted), so direct sends do
     /// not query the database for the recipient every time.
@@ -65,9 +74,14 @@ impl Hub {
         let notifier = push::PushNotifier::spawn(&config.push);
         let groups = Arc::new(GroupDirectory::new());
         let delivery = Arc::new(Delivery::new(registry.clone(), notifier, groups.clone()));
+        let (fanout, fanout_tasks) = fanout::FanOut::spawn(
+            delivery.clone(),
+            fanout::default_workers(),
+            config.store.queue_capacity,
+        );
         let (tx, task) = writer::spawn(
             store.clone(),
-            delivery.clone(),
+            fanout,
             config.store.queue_capacity,
             config.store.batch_max,
         );
@@ -78,6 +92,7 @@ impl Hub {
             http_sends,
             node_id,
             presence: Presence::new(registry.clone(), store.clone()),
+            live: LiveConfig::new(config.clone()),
             config,
             store,
             registry,
@@ -85,11 +100,22 @@ impl Hub {
             groups,
             writer: RwLock::new(Some(tx)),
             writer_task: Mutex::new(Some(task)),
+            fanout_tasks: Mutex::new(fanout_tasks),
             // Random start so session ids differ across restarts and nodes.
             next_session: AtomicU64::new(rand::random::<u32>() as u64),
             known_users: Mutex::default(),
             moderation: RwLock::new(Arc::new(filter)),
         })
+    }
+
+    /// The configuration in effect: take it once per operation.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.get()
+    }
+
+    /// The live configuration, for the reloader.
+    pub fn live_config(&self) -> &LiveConfig {
+        &self.live
     }
 
     /// Applies the per-user send rate to an HTTP send.
@@ -100,6 +126,21 @@ impl Hub {
                 metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http").increment(1);
                 ServiceError::RateLimited { retry_after_ms }
             })
+    }
+
+    /// Puts a reloaded configuration in effect (the caller has validated it
+    /// and kept its restart-only values): the config read per operation, the
+    /// word filter built from it, and the limits held by components.
+    pub fn apply_config(&self, config: Config, filter: WordFilter) {
+        let limits = &config.limits;
+        self.http_sends
+            .set_rate(limits.send_rate, limits.send_burst);
+        self.registry.set_max_per_user(limits.max_sessions_per_user);
+        if let Some(push) = self.delivery.push() {
+            push.reconfigure(&config.push);
+        }
+        self.set_word_filter(filter);
+        self.live.replace(config);
     }
 
     /// Replaces the banned-word filter; sends checked from now on use it.
@@ -117,7 +158,8 @@ impl Hub {
 
     /// Registers a new session for `user`; evicts the oldest beyond the limit.
     pub fn open_session(&self, user: &str) -> Arc<Session> {
-        let limits = &self.config.limits;
+        let config = self.config();
+        let limits = &config.limits;
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox::new(limits.outbound_queue_frames, limits.outbound_queue_bytes);
         let session = Arc::new(Session::new(id, Arc::from(user), outbox));
@@ -164,7 +206,15 @@ impl Hub {
                 tracing::error!(error = %e, "writer task failed");
             }
         }
-        // After the writer: its last messages may still have queued events.
+        // The writer owned the fan-out handle: the workers now deliver what
+        // is queued and stop.
+        let workers = std::mem::take(&mut *self.fanout_tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for worker in workers {
+            if let Err(e) = worker.await {
+                tracing::error!(error = %e, "fan-out worker failed");
+            }
+        }
+        // After the writer and fan-out: their last messages may have queued events.
         if let Some(push) = self.delivery.push() {
             push.shutdown().await;
         }

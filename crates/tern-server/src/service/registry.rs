@@ -65,7 +65,9 @@ pub struct SessionRegistry {
     shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
     sessions: AtomicUsize,
-    max_per_user: usize,
+    /// `limits.max_sessions_per_user`; changed by a reload, applied at the
+    /// next session a user opens.
+    max_per_user: AtomicUsize,
 }
 
 impl SessionRegistry {
@@ -74,8 +76,13 @@ impl SessionRegistry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
             sessions: AtomicUsize::new(0),
-            max_per_user: max_per_user.max(1),
+            max_per_user: AtomicUsize::new(max_per_user.max(1)),
         }
+    }
+
+    /// Changes the sessions one user may hold (on reload).
+    pub fn set_max_per_user(&self, max: usize) {
+        self.max_per_user.store(max.max(1), Ordering::Relaxed);
     }
 
     /// Adds a session; evicts the user's oldest ones beyond the limit.
@@ -84,7 +91,8 @@ impl SessionRegistry {
         let list = shard.entry(session.user.clone()).or_default();
         let came_online = list.is_empty();
         list.push(session);
-        let excess = list.len().saturating_sub(self.max_per_user);
+        let max = self.max_per_user.load(Ordering::Relaxed);
+        let excess = list.len().saturating_sub(max);
         let evicted: Vec<_> = list.drain(..excess).collect();
         drop(shard);
         self.sessions.fetch_add(1, Ordering::Relaxed);

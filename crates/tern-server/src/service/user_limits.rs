@@ -1,7 +1,8 @@
 //! Per-user send limits for HTTP sends (`limits.send_rate` /
 //! `limits.send_burst`, the same bucket as a WebSocket session's), answered
 //! 429 with `Retry-After`. Idle buckets are trimmed so the map stays bounded
-//! by the users active in the last minute.
+//! by the users active in the last minute. A reload changing the rate or
+//! burst starts every user with a new, full bucket.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,12 +18,12 @@ const TRIM_AT: usize = 4096;
 
 /// Token buckets per user.
 pub struct UserSendLimits {
-    rate: u32,
-    burst: u32,
     inner: Mutex<Buckets>,
 }
 
 struct Buckets {
+    rate: u32,
+    burst: u32,
     map: HashMap<String, (SendLimiter, Instant)>,
     trim_at: usize,
 }
@@ -30,9 +31,9 @@ struct Buckets {
 impl UserSendLimits {
     pub fn new(rate: u32, burst: u32) -> Self {
         Self {
-            rate,
-            burst,
             inner: Mutex::new(Buckets {
+                rate,
+                burst,
                 map: HashMap::new(),
                 trim_at: TRIM_AT,
             }),
@@ -47,7 +48,7 @@ impl UserSendLimits {
                 .retain(|_, (_, used)| now.saturating_duration_since(*used) < IDLE);
             b.trim_at = (b.map.len() * 2).max(TRIM_AT);
         }
-        let (rate, burst) = (self.rate, self.burst);
+        let (rate, burst) = (b.rate, b.burst);
         let entry = b
             .map
             .entry(user.to_owned())
@@ -60,6 +61,16 @@ impl UserSendLimits {
             Verdict::Limited { retry_after_ms } | Verdict::Abuse { retry_after_ms } => {
                 Err(retry_after_ms)
             }
+        }
+    }
+
+    /// Changes the rate and burst (on reload); when they differ, every
+    /// bucket is forgotten, so each user starts again with a full one.
+    pub fn set_rate(&self, rate: u32, burst: u32) {
+        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if (b.rate, b.burst) != (rate, burst) {
+            (b.rate, b.burst) = (rate, burst);
+            b.map.clear();
         }
     }
 

@@ -13,7 +13,7 @@ use tern_store::{Appended, NewMessage, Store, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::delivery::Delivery;
+use super::fanout::FanOut;
 use super::error::{ServiceError, ServiceResult};
 use super::registry::Session;
 use crate::metrics as m;
@@ -40,19 +40,19 @@ pub struct WriteRequest {
 /// queue is empty, so every accepted send gets its answer.
 pub fn spawn(
     store: Arc<dyn Store>,
-    delivery: Arc<Delivery>,
+    fanout: FanOut,
     capacity: usize,
     batch_max: usize,
 ) -> (mpsc::Sender<WriteRequest>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let task = tokio::spawn(run(rx, store, delivery, batch_max.max(1)));
+    let task = tokio::spawn(run(rx, store, fanout, batch_max.max(1)));
     (tx, task)
 }
 
 async fn run(
     mut rx: mpsc::Receiver<WriteRequest>,
     store: Arc<dyn Store>,
-    delivery: Arc<Delivery>,
+    fanout: FanOut,
     batch_max: usize,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
@@ -67,13 +67,18 @@ async fn run(
         metrics::histogram!(m::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::STORE_BATCH_SIZE).record(n as f64);
         for ((reply, accepted), result) in waiting.into_iter().zip(results) {
-            finish(&delivery, reply, accepted, result);
+            finish(&fanout, reply, accepted, result).await;
         }
     }
 }
 
 /// Answers one sender, then fans a new message out (persist → ack → fan out).
-fn finish(delivery: &Delivery, reply: ReplyTo, accepted: Instant, result: StoreResult<Appended>) {
+async fn finish(
+    fanout: &FanOut,
+    reply: ReplyTo,
+    accepted: Instant,
+    result: StoreResult<Appended>,
+) {
     let result = result.map_err(ServiceError::from);
     if let Ok(a) = &result {
         if !a.duplicate {
@@ -91,14 +96,14 @@ fn finish(delivery: &Delivery, reply: ReplyTo, accepted: Instant, result: StoreR
             metrics::histogram!(m::SEND_ACK_SECONDS).record(accepted.elapsed().as_secs_f64());
             if let Ok(a) = result {
                 if !a.duplicate {
-                    delivery.message(&a.message, Some(session.id));
+                    fanout.submit(a.message, Some(session.id)).await;
                 }
             }
         }
         ReplyTo::Waiter(tx) => {
             if let Ok(a) = &result {
                 if !a.duplicate {
-                    delivery.message(&a.message, None);
+                    fanout.submit(a.message.clone(), None).await;
                 }
             }
             let _ = tx.send(result);

@@ -253,7 +253,7 @@ impl Hub {
 
     /// `too_large` when `current + adding` members exceed the limit.
     fn check_size(&self, current: usize, adding: usize) -> ServiceResult<()> {
-        let max = self.config.limits.max_group_members;
+        let max = self.config().limits.max_group_members;
         if current.saturating_add(adding) > max {
             return Err(ServiceError::TooLarge(format!(
                 "a group has at most {max} members"

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -51,28 +51,36 @@ struct Webhook {
 
 /// Runs until `stop` is cancelled (or every sender is gone), then makes one
 /// last attempt to send whatever is still queued, within `cfg.timeout`.
-pub async fn run(mut rx: mpsc::Receiver<PushEvent>, cfg: SenderConfig, stop: CancellationToken) {
+/// `settings` are read again when a batch begins, so a reload applies to
+/// the batches begun after it (the connect timeout stays the one at start).
+pub async fn run(
+    mut rx: mpsc::Receiver<PushEvent>,
+    mut settings: watch::Receiver<SenderConfig>,
+    stop: CancellationToken,
+) {
+    let cfg = settings.borrow_and_update().clone();
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(cfg.timeout));
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(connector);
-    let hook = Webhook { client, cfg };
+    let mut hook = Webhook { client, cfg };
     let mut batch = Vec::with_capacity(hook.cfg.batch_max);
-    while gather(&mut rx, &mut batch, &hook.cfg, &stop).await {
+    while gather(&mut rx, &mut batch, &mut hook.cfg, &mut settings, &stop).await {
         hook.deliver(&batch, &stop).await;
         batch.clear();
     }
     hook.flush(rx, batch).await;
 }
 
-/// Waits for a first event, then for more until the batch is full or
-/// `batch_delay` has passed. False when it is time to stop (`batch` may
-/// still hold events then).
+/// Waits for a first event, then (with the settings in effect then) for
+/// more until the batch is full or `batch_delay` has passed. False when it
+/// is time to stop (`batch` may still hold events then).
 async fn gather(
     rx: &mut mpsc::Receiver<PushEvent>,
     batch: &mut Vec<PushEvent>,
-    cfg: &SenderConfig,
+    cfg: &mut SenderConfig,
+    settings: &mut watch::Receiver<SenderConfig>,
     stop: &CancellationToken,
 ) -> bool {
     let first = tokio::select! {
@@ -81,6 +89,9 @@ async fn gather(
     };
     let Some(first) = first else { return false };
     batch.push(first);
+    if settings.has_changed().unwrap_or(false) {
+        *cfg = settings.borrow_and_update().clone();
+    }
     let deadline = Instant::now() + cfg.batch_delay;
     while batch.len() < cfg.batch_max {
         tokio::select! {
