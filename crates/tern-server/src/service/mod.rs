@@ -208,7 +208,8 @@ impl Hub {
         }
         // The writer owned the fan-out handle: the workers now deliver what
         // is queued and stop.
-        let workers = std::mem::take(&mut *self.fanout_tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let workers =
+            std::mem::take(&mut *self.fanout_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for worker in workers {
             if let Err(e) = worker.await {
                 tracing::error!(error = %e, "fan-out worker failed");

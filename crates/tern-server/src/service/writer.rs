@@ -13,8 +13,8 @@ use tern_store::{Appended, NewMessage, Store, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::fanout::FanOut;
 use super::error::{ServiceError, ServiceResult};
+use super::fanout::FanOut;
 use super::registry::Session;
 use crate::metrics as m;
 
@@ -73,12 +73,7 @@ async fn run(
 }
 
 /// Answers one sender, then fans a new message out (persist → ack → fan out).
-async fn finish(
-    fanout: &FanOut,
-    reply: ReplyTo,
-    accepted: Instant,
-    result: StoreResult<Appended>,
-) {
+async fn finish(fanout: &FanOut, reply: ReplyTo, accepted: Instant, result: StoreResult<Appended>) {
     let result = result.map_err(ServiceError::from);
     if let Ok(a) = &result {
         if !a.duplicate {
