@@ -45,107 +45,70 @@ impl LiveConfig {
     }
 }
 
-/// Keys a reload does not apply: changing them needs a restart. Each entry
-/// is the dotted key and a function telling whether it differs.
-type KeyCheck = (&'static str, fn(&Config, &Config) -> bool);
-
-const RESTART_ONLY: &[KeyCheck] = &[
-    ("http_addr", |a, b| a.http_addr != b.http_addr),
-    ("tcp_addr", |a, b| a.tcp_addr != b.tcp_addr),
-    ("data_dir", |a, b| a.data_dir != b.data_dir),
-    ("database_url", |a, b| a.database_url != b.database_url),
-    ("redis_url", |a, b| a.redis_url != b.redis_url),
-    ("node_id", |a, b| a.node_id != b.node_id),
-    ("jwt_secret", |a, b| a.jwt_secret != b.jwt_secret),
-    ("auth.jwt_algorithm", |a, b| {
-        a.auth.jwt_algorithm != b.auth.jwt_algorithm
-    }),
-    ("auth.jwt_public_key_file", |a, b| {
-        a.auth.jwt_public_key_file != b.auth.jwt_public_key_file
-    }),
-    ("auth.max_concurrent_hashes", |a, b| {
-        a.auth.max_concurrent_hashes != b.auth.max_concurrent_hashes
-    }),
-    ("store.max_connections", |a, b| {
-        a.store.max_connections != b.store.max_connections
-    }),
+/// Keys a reload does not apply: changing them needs a restart. One list,
+/// read by both [`restart_needed`] and [`keep_restart_only`], so the two can
+/// never disagree.
+pub const RESTART_ONLY: &[&str] = &[
+    "http_addr",
+    "tcp_addr",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "node_id",
+    "jwt_secret",
+    "auth.jwt_algorithm",
+    "auth.jwt_public_key_file",
+    "auth.max_concurrent_hashes",
+    "store.max_connections",
     // The writer task takes its batch size once, at start.
-    ("store.batch_max", |a, b| {
-        a.store.batch_max != b.store.batch_max
-    }),
-    ("store.queue_capacity", |a, b| {
-        a.store.queue_capacity != b.store.queue_capacity
-    }),
-    ("log.format", |a, b| a.log.format != b.log.format),
+    "store.batch_max",
+    "store.queue_capacity",
+    "log.format",
     // The governor rate limiters are built once with their quotas.
-    ("limits.connects_per_sec_per_ip", |a, b| {
-        a.limits.connects_per_sec_per_ip != b.limits.connects_per_sec_per_ip
-    }),
-    ("limits.login_per_user_per_min", |a, b| {
-        a.limits.login_per_user_per_min != b.limits.login_per_user_per_min
-    }),
-    ("limits.login_per_ip_per_min", |a, b| {
-        a.limits.login_per_ip_per_min != b.limits.login_per_ip_per_min
-    }),
-    ("limits.limiter_sweep_ms", |a, b| {
-        a.limits.limiter_sweep_ms != b.limits.limiter_sweep_ms
-    }),
+    "limits.connects_per_sec_per_ip",
+    "limits.login_per_user_per_min",
+    "limits.login_per_ip_per_min",
+    "limits.limiter_sweep_ms",
     // The webhook's client and queue are built once; whether it runs at all
     // is decided at start.
-    ("push.webhook_url", |a, b| {
-        a.push.webhook_url != b.push.webhook_url
-    }),
-    ("push.queue_capacity", |a, b| {
-        a.push.queue_capacity != b.push.queue_capacity
-    }),
+    "push.webhook_url",
+    "push.queue_capacity",
 ];
 
 /// The restart-only keys that differ between `old` and `new`.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (Ok(old), Ok(new)) = (toml::Value::try_from(old), toml::Value::try_from(new)) else {
+        return Vec::new();
+    };
     RESTART_ONLY
         .iter()
-        .filter(|(_, differs)| differs(old, new))
-        .map(|(key, _)| *key)
+        .filter(|key| lookup(&old, key) != lookup(&new, key))
+        .copied()
         .collect()
 }
 
 /// `new` with every restart-only value taken from `old`: what a reload
 /// actually puts in effect.
 pub fn keep_restart_only(old: &Config, new: Config) -> Config {
-    let limits = &old.limits;
-    Config {
-        http_addr: old.http_addr.clone(),
-        tcp_addr: old.tcp_addr.clone(),
-        data_dir: old.data_dir.clone(),
-        database_url: old.database_url.clone(),
-        redis_url: old.redis_url.clone(),
-        node_id: old.node_id.clone(),
-        jwt_secret: old.jwt_secret.clone(),
-        auth: super::AuthConfig {
-            jwt_algorithm: old.auth.jwt_algorithm.clone(),
-            jwt_public_key_file: old.auth.jwt_public_key_file.clone(),
-            max_concurrent_hashes: old.auth.max_concurrent_hashes,
-            ..new.auth
-        },
-        store: old.store.clone(),
-        log: super::LogConfig {
-            format: old.log.format.clone(),
-            ..new.log
-        },
-        limits: super::LimitsConfig {
-            connects_per_sec_per_ip: limits.connects_per_sec_per_ip,
-            login_per_user_per_min: limits.login_per_user_per_min,
-            login_per_ip_per_min: limits.login_per_ip_per_min,
-            limiter_sweep_ms: limits.limiter_sweep_ms,
-            ..new.limits
-        },
-        push: super::PushConfig {
-            webhook_url: old.push.webhook_url.clone(),
-            queue_capacity: old.push.queue_capacity,
-            ..new.push
-        },
-        moderation: new.moderation,
+    let (Ok(old_v), Ok(mut new_v)) = (toml::Value::try_from(old), toml::Value::try_from(&new))
+    else {
+        // Not expected: `Config` always serializes. Keep everything running.
+        return old.clone();
+    };
+    for key in RESTART_ONLY {
+        if let (Some(value), Some(slot)) = (lookup(&old_v, key), lookup_mut(&mut new_v, key)) {
+            *slot = value.clone();
+        }
     }
+    new_v.try_into().unwrap_or_else(|_| old.clone())
+}
+
+fn lookup<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
+    key.split('.').try_fold(value, |v, part| v.get(part))
+}
+
+fn lookup_mut<'a>(value: &'a mut toml::Value, key: &str) -> Option<&'a mut toml::Value> {
+    key.split('.').try_fold(value, |v, part| v.get_mut(part))
 }
 
 /// Every dotted key whose value differs between `old` and `new`.
@@ -223,6 +186,29 @@ mod tests {
                 "push.timeout_ms"
             ]
         );
+    }
+
+    #[test]
+    fn every_restart_only_key_exists_and_is_kept() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for key in RESTART_ONLY {
+            assert!(lookup(&defaults, key).is_some(), "no config key {key}");
+        }
+        // Change every key at once: all are reported, none is applied.
+        let old = Config::default();
+        let mut new_v = defaults.clone();
+        for key in RESTART_ONLY {
+            let slot = lookup_mut(&mut new_v, key).unwrap();
+            let changed = match &*slot {
+                toml::Value::String(s) => toml::Value::String(format!("{s}x")),
+                toml::Value::Integer(n) => toml::Value::Integer(n + 1),
+                other => other.clone(),
+            };
+            *slot = changed;
+        }
+        let new: Config = new_v.try_into().unwrap();
+        assert_eq!(restart_needed(&old, &new).len(), RESTART_ONLY.len());
+        assert_eq!(keep_restart_only(&old, new), old);
     }
 
     #[test]
