@@ -1,0 +1,284 @@
+//! Command line (clap derive): global options and one subcommand per scenario.
+
+use std::net::Ipv4Addr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const LONG_ABOUT: &str = "\
+Load tool of the tern messaging server.
+
+The server's abuse limits throttle a benchmark: start it with raised limits, e.g.
+
+  TERN_LIMITS_MAX_CONNECTIONS_PER_IP=1000000 \\
+  TERN_LIMITS_CONNECTS_PER_SEC_PER_IP=1000000 \\
+  TERN_LIMITS_SEND_RATE=1000000 TERN_LIMITS_SEND_BURST=1000000 \\
+  TERN_LIMITS_IDLE_TIMEOUT_MS=600000 \\
+  tern serve --http 127.0.0.1:8080 --jwt-secret \"$SECRET\"
+
+(defaults: 2000 connections and 200 connects/s per IP, 20 sends/s with a
+burst of 50 per session, 60 s idle timeout). Tokens are minted from the
+server's HS256 secret (--jwt-secret): no registration is needed.
+Every run is bounded in time (--deadline) and stops by itself.";
+
+/// `tern-bench [OPTIONS] <SCENARIO> [SCENARIO OPTIONS]`
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tern-bench", version, about = "Load tool of the tern messaging server", long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Options shared by every scenario.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Server address (host:port of the HTTP/WebSocket listener).
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:8080",
+        env = "TERN_BENCH_HOST"
+    )]
+    pub host: String,
+    /// The server's HS256 JWT secret; tokens are minted from it.
+    #[arg(
+        long,
+        global = true,
+        env = "TERN_JWT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub jwt_secret: String,
+    /// Transport and codec (only ws-json is implemented yet).
+    #[arg(long, global = true, value_enum, default_value_t = Transport::WsJson)]
+    pub transport: Transport,
+    /// Run K worker processes, worker i binding its sockets to 127.0.0.(i+1)
+    /// (to exceed one process's open-file limit and the per-IP limits).
+    #[arg(long, global = true, default_value_t = 1)]
+    pub procs: usize,
+    /// Internal: this process is worker i of --procs.
+    #[arg(long, global = true, hide = true)]
+    pub worker_index: Option<usize>,
+    /// Server process id: its RSS is read from /proc/<pid>/status.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON line per run instead of the table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Prefix of the user names the run uses.
+    #[arg(long, global = true, default_value = "bench")]
+    pub prefix: String,
+    /// Timeout of each setup phase (connecting, group creation), seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    pub timeout: u64,
+    /// Hard deadline of the whole run, seconds (default: the scenario's
+    /// nominal time + 2 × --timeout).
+    #[arg(long, global = true)]
+    pub deadline: Option<u64>,
+    /// Local address to bind sockets to (set per worker with --procs).
+    #[arg(long, global = true)]
+    pub source_ip: Option<Ipv4Addr>,
+}
+
+impl Common {
+    /// A default configuration for `host` and `secret` (used by tests).
+    pub fn new(host: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            jwt_secret: secret.into(),
+            transport: Transport::WsJson,
+            procs: 1,
+            worker_index: None,
+            server_pid: None,
+            json: true,
+            quiet: true,
+            prefix: "bench".into(),
+            timeout: 30,
+            deadline: None,
+            source_ip: None,
+        }
+    }
+
+    /// Whether progress bars are drawn.
+    pub fn progress(&self) -> bool {
+        !self.quiet && !self.json && self.worker_index.is_none()
+    }
+
+    pub fn setup_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout.max(1))
+    }
+}
+
+/// Transport and codec of the benchmark connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// WebSocket, JSON text frames.
+    WsJson,
+    /// WebSocket, protobuf binary frames (not implemented yet).
+    WsProto,
+    /// Raw TCP, length-prefixed protobuf (not implemented yet).
+    Tcp,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Open N authenticated connections, hold them; connect rate and server memory per connection.
+    Idle(IdleArgs),
+    /// Connection + authentication rate and latency.
+    Connect(ConnectArgs),
+    /// P sender→receiver pairs, W in flight each, for T seconds.
+    Direct(DirectArgs),
+    /// One group of M online members, S senders; deliveries/s, latency, lost, duplicated.
+    Fanout(FanoutArgs),
+    /// Connect/disconnect continuously; server RSS at start, during, after.
+    Churn(ChurnArgs),
+    /// Sync throughput over a long history (tern-client).
+    History(HistoryArgs),
+}
+
+impl Scenario {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Idle(_) => "idle",
+            Self::Connect(_) => "connect",
+            Self::Direct(_) => "direct",
+            Self::Fanout(_) => "fanout",
+            Self::Churn(_) => "churn",
+            Self::History(_) => "history",
+        }
+    }
+
+    /// The scenario's nominal running time in seconds (without setup).
+    pub fn nominal_secs(&self) -> u64 {
+        match self {
+            Self::Idle(a) => a.hold,
+            Self::Connect(_) => 0,
+            Self::Direct(a) => a.duration + a.grace,
+            Self::Fanout(a) => a.grace,
+            Self::Churn(a) => a.duration + a.settle,
+            Self::History(_) => 0,
+        }
+    }
+
+    /// This worker's share of the load (`--procs k`, worker `i`).
+    pub fn share(&self, k: usize, i: usize) -> Self {
+        let part = |n: usize| n / k + usize::from(i < n % k);
+        let mut s = self.clone();
+        match &mut s {
+            Self::Idle(a) => a.count = part(a.count),
+            Self::Connect(a) => {
+                a.count = part(a.count);
+                a.concurrency = part(a.concurrency).max(1);
+            }
+            Self::Direct(a) => a.pairs = part(a.pairs),
+            Self::Churn(a) => a.concurrency = part(a.concurrency).max(1),
+            Self::Fanout(_) | Self::History(_) => {}
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdleArgs {
+    /// Connections to open (in total over all --procs).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub count: usize,
+    /// Connections being opened at once (per process).
+    #[arg(long, short = 'c', default_value_t = 200)]
+    pub concurrency: usize,
+    /// Seconds to hold the connections once all are open (the server's idle
+    /// timeout must be longer).
+    #[arg(long, default_value_t = 10)]
+    pub hold: u64,
+    /// Seconds to wait after connecting before reading the server's RSS.
+    #[arg(long, default_value_t = 3)]
+    pub settle: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Connections to open and close (in total).
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    pub count: usize,
+    /// Connections being opened at once (in total).
+    #[arg(long, short = 'c', default_value_t = 200)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DirectArgs {
+    /// Sender→receiver pairs (in total).
+    #[arg(long, short = 'p', default_value_t = 100)]
+    pub pairs: usize,
+    /// Messages in flight (sent, not acked) per pair.
+    #[arg(long, short = 'w', default_value_t = 10)]
+    pub window: usize,
+    /// Seconds of sending.
+    #[arg(long, short = 't', default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds to wait for the last acks and deliveries.
+    #[arg(long, default_value_t = 5)]
+    pub grace: u64,
+    /// Message body size in bytes (at least the timestamp).
+    #[arg(long, default_value_t = 0)]
+    pub body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    /// Online members of the group (senders excluded).
+    #[arg(long, short = 'm', default_value_t = 1000)]
+    pub members: usize,
+    /// Messages per sender.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    pub messages: usize,
+    /// Senders (members of the group too).
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
+    /// Target rate in messages/s over all senders (0: flat out).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Messages in flight per sender.
+    #[arg(long, short = 'w', default_value_t = 50)]
+    pub window: usize,
+    /// Seconds to wait for the deliveries after the last ack (and upper
+    /// bound of the sending phase on top of --timeout).
+    #[arg(long, default_value_t = 10)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChurnArgs {
+    /// Seconds of churn.
+    #[arg(long, short = 't', default_value_t = 60)]
+    pub duration: u64,
+    /// Connect/disconnect loops running at once (in total).
+    #[arg(long, short = 'c', default_value_t = 50)]
+    pub concurrency: usize,
+    /// Milliseconds each connection stays open.
+    #[arg(long, default_value_t = 0)]
+    pub hold_ms: u64,
+    /// Seconds to wait after the churn before reading the server's RSS.
+    #[arg(long, default_value_t = 3)]
+    pub settle: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Messages in the history.
+    #[arg(long, short = 'n', default_value_t = 20_000)]
+    pub messages: usize,
+    /// Messages in flight while filling the history.
+    #[arg(long, short = 'w', default_value_t = 50)]
+    pub window: usize,
+    /// Page size of the sync requests (the server clamps at 500).
+    #[arg(long, default_value_t = 500)]
+    pub page: u32,
+    /// Times to read the whole history.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}

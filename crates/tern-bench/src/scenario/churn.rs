@@ -1,0 +1,117 @@
+//! `churn`: C loops connect, authenticate, (hold) and disconnect
+//! continuously for T seconds. With `--server-pid` the server's RSS is read
+//! at the start, every second during the churn, and `--settle` seconds
+//! after it: memory must come back to its start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_websockets::Message;
+
+use crate::cli::{ChurnArgs, Common};
+use crate::net::Target;
+use crate::report::{Latency, Report};
+use crate::scenario::per_sec;
+use crate::server::{rss_kib, RssSampler};
+
+pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
+    let target = Arc::new(Target::resolve(common).await?);
+    let mut report = Report::new("churn");
+    report.param("duration_s", args.duration);
+    report.param("concurrency", args.concurrency);
+    report.param("hold_ms", args.hold_ms);
+    let start_rss = common.server_pid.and_then(rss_kib);
+    let sampler = common
+        .server_pid
+        .map(|pid| RssSampler::start(pid, Duration::from_secs(1)));
+    let pb = crate::progress::bar(common.progress(), args.duration, "seconds");
+    let ticker = {
+        let pb = pb.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                pb.inc(1);
+            }
+        })
+    };
+    let started = Instant::now();
+    let stop = tokio::time::Instant::now() + Duration::from_secs(args.duration);
+    let limit = common.setup_timeout().min(Duration::from_secs(10));
+    let mut loops = Vec::new();
+    for l in 0..args.concurrency.max(1) {
+        let t = target.clone();
+        let user = format!("{}-churn-{l}", common.prefix);
+        let hold = Duration::from_millis(args.hold_ms);
+        loops.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut lat, mut errors) =
+                (0u64, 0u64, Latency::new(), Vec::new());
+            while tokio::time::Instant::now() < stop {
+                let t0 = Instant::now();
+                match tokio::time::timeout_at(stop + limit, t.connect(&user)).await {
+                    Ok(Ok(mut ws)) => {
+                        lat.record(t0.elapsed().as_micros() as u64);
+                        ok += 1;
+                        if !hold.is_zero() {
+                            tokio::time::sleep(hold).await;
+                        }
+                        let _ = ws.send(Message::close(None, "")).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+                    }
+                    Ok(Err(e)) => {
+                        failed += 1;
+                        if errors.len() < 3 {
+                            errors.push(format!("{e:#}"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(_) => {
+                        failed += 1;
+                        break;
+                    }
+                }
+            }
+            (ok, failed, lat, errors)
+        }));
+    }
+    for l in loops {
+        match l.await {
+            Ok((ok, failed, lat, errors)) => {
+                report.count("cycles", ok);
+                report.count("failed", failed);
+                report.latency("connect").add(&lat);
+                for e in errors {
+                    report.error(e);
+                }
+            }
+            Err(e) => report.error(format!("churn task: {e}")),
+        }
+    }
+    ticker.abort();
+    pb.finish_and_clear();
+    let elapsed = started.elapsed();
+    report.elapsed_s = elapsed.as_secs_f64();
+    report.rate("cycles", per_sec(report.counter("cycles"), elapsed));
+    report.count("failed", 0);
+    if let (Some(pid), Some(sampler), Some(start)) = (common.server_pid, sampler, start_rss) {
+        let during = sampler.finish().await;
+        tokio::time::sleep(Duration::from_secs(args.settle)).await;
+        report.gauge("server_rss_start_kib", start as f64);
+        if let Some(peak) = during.iter().max() {
+            report.gauge("server_rss_peak_kib", *peak as f64);
+        }
+        if let Some(last) = during.last() {
+            report.gauge("server_rss_end_of_churn_kib", *last as f64);
+        }
+        if let Some(after) = rss_kib(pid) {
+            report.gauge("server_rss_after_kib", after as f64);
+            if start > 0 {
+                report.gauge(
+                    "server_rss_growth_pct",
+                    (after as f64 - start as f64) * 100.0 / start as f64,
+                );
+            }
+        }
+    }
+    Ok(report)
+}
