@@ -194,9 +194,11 @@ impl<'a> Fresh<'a> {
     pub fn seqs(&self, last_seq: &HashMap<String, i64>) -> StoreResult<Vec<i64>> {
         let mut next: HashMap<&str, i64> = HashMap::with_capacity(self.bumps.len());
         for b in &self.bumps {
+            // Only a group conversation can be missing (deleted, or never
+            // created): nothing is stored for it.
             let last = last_seq
                 .get(&b.conv)
-                .ok_or_else(|| StoreError::Other(format!("no counter returned for {}", b.conv)))?;
+                .ok_or_else(|| StoreError::NotFound(format!("no such conversation: {}", b.conv)))?;
             next.insert(&b.conv, last - b.count + 1);
         }
         self.convs

@@ -7,6 +7,9 @@ pub enum StoreError {
     /// The database cannot be reached or timed out: nothing was stored; retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The target does not exist (e.g. a message to a group that is gone).
+    #[error("not found: {0}")]
+    NotFound(String),
     /// A uniqueness rule was broken in a way the caller must hear about.
     #[error("conflict: {0}")]
     Conflict(String),

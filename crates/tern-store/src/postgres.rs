@@ -40,6 +40,8 @@ const LOOKUP: &str = "SELECT k.i, m.conv, m.seq, m.mid, m.sender, m.body, m.kind
 const BUMP_CONVS: &str = "INSERT INTO conversations (conv, kind, last_seq, last_ts, created_at) \
      SELECT conv, kind, n, ts, ts \
      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(conv, kind, n, ts) \
+     WHERE u.kind = 'direct' \
+     OR EXISTS (SELECT 1 FROM conversations AS c WHERE c.conv = u.conv) \
      ORDER BY conv \
      ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq + EXCLUDED.last_seq, \
      last_ts = GREATEST(conversations.last_ts, EXCLUDED.last_ts) \

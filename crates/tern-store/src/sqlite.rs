@@ -40,9 +40,13 @@ const LOOKUP: &str = "SELECT j.key, m.conv, m.seq, m.mid, m.sender, m.body, m.ki
      JOIN messages AS m ON m.sender = j.value ->> 0 AND m.cmid = j.value ->> 1";
 
 /// `[[conv, kind, count, last_ts], …]` → each conversation's new last_seq.
+/// A direct conversation is created on its first message; a group's exists
+/// from its creation, so a group conversation that is gone returns no row.
 const BUMP_CONVS: &str = "INSERT INTO conversations (conv, kind, last_seq, last_ts, created_at) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 3 \
-     FROM json_each(?1) WHERE true \
+     FROM json_each(?1) \
+     WHERE value ->> 1 = 'direct' \
+     OR EXISTS (SELECT 1 FROM conversations AS c WHERE c.conv = value ->> 0) \
      ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq, \
      last_ts = max(conversations.last_ts, excluded.last_ts) \
      RETURNING conv, last_seq";

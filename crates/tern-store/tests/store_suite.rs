@@ -66,6 +66,7 @@ suite! {
     store: [
         seq_gap_free_under_concurrency,
         idempotent_resend,
+        no_orphan_group_conversations,
         history_paging,
         read_pointers,
         meta_and_kind_round_trip,

@@ -67,6 +67,7 @@ impl From<StoreError> for ServiceError {
                 Self::Unavailable("database unavailable, nothing was stored; retry later".into())
             }
             StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::NotFound(m) => Self::NotFound(m),
             other => {
                 tracing::error!(error = %other, "store error");
                 Self::Internal(other.to_string())

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use tern_proto::{ConvId, Message};
-use tern_store::{Page, Store};
+use tern_store::{Page, Store, StoreError};
 
 use super::{direct, meta, msg, send, Backend};
 
@@ -120,7 +120,15 @@ async fn check_gap_free(store: &Arc<dyn Store>, acked: &[Message]) {
     assert_eq!(store.counts().await.unwrap().1, (TASKS * per_task) as u64);
 }
 
+/// Group conversations exist from the group's creation.
+async fn create_groups(store: &Arc<dyn Store>, ids: &[&str]) {
+    for id in ids {
+        store.create_group(id, id, "alice", &[], 1).await.unwrap();
+    }
+}
+
 pub async fn seq_gap_free_under_concurrency(store: Arc<dyn Store>) {
+    create_groups(&store, &["g1"]).await;
     let acked = workload(vec![store.clone()]).await;
     check_gap_free(&store, &acked).await;
 }
@@ -128,6 +136,7 @@ pub async fn seq_gap_free_under_concurrency(store: Arc<dyn Store>) {
 /// Two independent stores on one database (two server processes).
 pub async fn seq_gap_free_across_handles(b: &Backend) {
     let second = b.second().await;
+    create_groups(&b.store, &["g1"]).await;
     let acked = workload(vec![b.store.clone(), second.clone()]).await;
     check_gap_free(&b.store, &acked).await;
     check_gap_free(&second, &acked).await;
@@ -162,6 +171,7 @@ pub async fn idempotent_resend(store: Arc<dyn Store>) {
     assert_eq!(bob.message.seq, 2);
 
     // Within one batch; the first copy wins even though it sorts last.
+    create_groups(&store, &["zz"]).await;
     let g = ConvId::Group("zz".into());
     let results = store
         .append(vec![
@@ -196,6 +206,51 @@ pub async fn idempotent_resend(store: Arc<dyn Store>) {
 
 /// A stored row the store cannot read back is an error, never a panic, and
 /// does not take the rest of its batch down.
+/// A message to a group that does not exist (never created, or deleted) is
+/// refused and leaves no conversation behind; the rest of its batch is stored.
+pub async fn no_orphan_group_conversations(store: Arc<dyn Store>) {
+    let ghost = ConvId::Group("ghost".into());
+    let ab = direct("alice", "bob");
+    let results = store
+        .append(vec![
+            msg(&ab, "alice", "o1", "fine", 10),
+            msg(&ghost, "alice", "o2", "lost", 11),
+        ])
+        .await;
+    assert!(results[0].is_ok());
+    assert!(
+        matches!(results[1], Err(StoreError::NotFound(_))),
+        "{:?}",
+        results[1]
+    );
+    create_groups(&store, &["gone"]).await;
+    assert!(store.delete_group("gone").await.unwrap());
+    let gone = ConvId::Group("gone".into());
+    let late = store
+        .append(vec![msg(&gone, "alice", "o3", "late", 12)])
+        .await;
+    assert!(
+        matches!(late[0], Err(StoreError::NotFound(_))),
+        "{:?}",
+        late[0]
+    );
+    for conv in [&ghost, &gone] {
+        let page = store
+            .history(conv, Page::Latest { limit: 10 })
+            .await
+            .unwrap();
+        assert!(page.items.is_empty());
+    }
+    let convs: Vec<String> = store
+        .conversations("alice")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.conv.to_string())
+        .collect();
+    assert_eq!(convs, ["d:alice:bob"]);
+}
+
 pub async fn corrupt_rows_are_errors(b: &Backend) {
     let store = &b.store;
     let ab = direct("alice", "bob");
