@@ -370,3 +370,25 @@ async fn concurrent_senders_get_gap_free_seqs() {
     all.sort_unstable();
     assert_eq!(all, (1..=200).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn last_seen_is_kept_in_memory_only_while_needed() {
+    let srv = TestServer::start().await;
+    let carol = srv.connect("carol").await;
+    drop(carol);
+    let hub = &srv.server.as_ref().unwrap().state.hub;
+    // Once carol is offline and her last_seen is stored, the in-memory entry
+    // goes: the map is bounded by the users online.
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while hub.presence.cached_len() > 0 {
+        assert!(std::time::Instant::now() < give_up, "entry never dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Presence still answers from the store.
+    let mut alice = srv.connect("alice").await;
+    let r = alice
+        .request(json!({"type":"presence_sub","id":1,"users":["carol"]}))
+        .await;
+    assert_eq!(r["items"][0]["online"], false);
+    assert!(r["items"][0]["last_seen"].as_i64().unwrap() > 1_700_000_000_000);
+}

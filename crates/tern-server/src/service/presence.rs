@@ -16,7 +16,9 @@ pub struct Presence {
     /// watched user → sessions watching it.
     watchers: Mutex<HashMap<String, Vec<Arc<Session>>>>,
     /// Last-seen times learned since start (the store has older ones).
-    last_seen: Mutex<HashMap<Arc<str>, i64>>,
+    /// Bounded by the users online: an offline user's entry is dropped once
+    /// its last_seen is stored.
+    last_seen: Arc<Mutex<HashMap<Arc<str>, i64>>>,
 }
 
 impl Presence {
@@ -25,7 +27,7 @@ impl Presence {
             registry,
             store,
             watchers: Mutex::default(),
-            last_seen: Mutex::default(),
+            last_seen: Arc::default(),
         }
     }
 
@@ -112,14 +114,29 @@ impl Presence {
         }
     }
 
+    /// Stores `ts` as the user's last_seen. Once stored, an offline user's
+    /// in-memory entry is dropped (the store answers from then on), so the
+    /// map does not grow with every user ever seen.
     fn persist_last_seen(&self, user: &Arc<str>, ts: i64) {
         let store = self.store.clone();
+        let registry = self.registry.clone();
+        let map = self.last_seen.clone();
         let user = user.clone();
         tokio::spawn(async move {
             if let Err(e) = store.set_last_seen(&user, ts).await {
                 tracing::warn!(error = %e, user = %user, "could not store last_seen");
+                return;
+            }
+            let mut map = lock(&map);
+            if map.get(&user) == Some(&ts) && !registry.is_online(&user) {
+                map.remove(&user);
             }
         });
+    }
+
+    /// Users with an in-memory last_seen (for tests and stats).
+    pub fn cached_len(&self) -> usize {
+        lock(&self.last_seen).len()
     }
 }
 
