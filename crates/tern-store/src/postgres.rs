@@ -274,6 +274,14 @@ fn columns(rows: Vec<(String, String, i64)>) -> (Vec<String>, Vec<String>, Vec<i
 
 /// Group `id` as seen by `conn` (inside a transaction: as it stands in that
 /// transaction).
+/// The group as a change just left it, inside that change's transaction
+/// (the caller locked or created it, so it must be there).
+async fn group_after_change(conn: &mut PgConnection, id: &str) -> StoreResult<GroupRecord> {
+    load_group(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))
+}
+
 async fn load_group(conn: &mut PgConnection, id: &str) -> StoreResult<Option<GroupRecord>> {
     let head: Option<GroupRow> = sqlx::query_as(GROUP_HEAD)
         .bind(id)
@@ -519,9 +527,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(group)
     }
@@ -616,9 +622,7 @@ impl Store for PostgresStore {
                 .map_err(map_err)?
         };
         added.sort_unstable();
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((group, added)))
     }
@@ -650,9 +654,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((group, done.rows_affected() > 0)))
     }
@@ -701,9 +703,7 @@ impl Store for PostgresStore {
         } else {
             false
         };
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(RoleOutcome::Done { group, changed })
     }

@@ -275,6 +275,14 @@ async fn store_fresh(
 
 /// Group `id` as seen by `conn` (inside a write transaction: as it stands
 /// in that transaction).
+/// The group as a change just left it, inside that change's transaction
+/// (the caller locked or created it, so it must be there).
+async fn group_after_change(conn: &mut SqliteConnection, id: &str) -> StoreResult<GroupRecord> {
+    load_group(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))
+}
+
 async fn load_group(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<GroupRecord>> {
     let head: Option<GroupRow> = sqlx::query_as(GROUP_HEAD)
         .bind(id)
@@ -523,9 +531,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(group)
     }
@@ -614,9 +620,7 @@ impl Store for SqliteStore {
                 .map_err(map_err)?
         };
         added.sort_unstable();
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((group, added)))
     }
@@ -647,9 +651,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((group, done.rows_affected() > 0)))
     }
@@ -697,9 +699,7 @@ impl Store for SqliteStore {
         } else {
             false
         };
-        let group = load_group(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::Other(format!("group {id} vanished")))?;
+        let group = group_after_change(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(RoleOutcome::Done { group, changed })
     }
