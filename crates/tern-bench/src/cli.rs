@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 const LONG_ABOUT: &str = "\
 Load tool of the tern messaging server.
@@ -30,8 +31,9 @@ pub struct Cli {
     pub scenario: Scenario,
 }
 
-/// Options shared by every scenario.
-#[derive(Debug, Clone, Args)]
+/// Options shared by every scenario (also sent to worker processes, as
+/// JSON).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct Common {
     /// Server address (host:port of the HTTP/WebSocket listener).
     #[arg(
@@ -50,19 +52,30 @@ pub struct Common {
         hide_env_values = true
     )]
     pub jwt_secret: String,
-    /// Transport and codec (only ws-json is implemented yet).
+    /// Transport and codec. Only ws-json is implemented; ws-proto and tcp
+    /// stop with an error (the server has neither yet).
     #[arg(long, global = true, value_enum, default_value_t = Transport::WsJson)]
     pub transport: Transport,
     /// Run K worker processes, worker i binding its sockets to 127.0.0.(i+1)
     /// (to exceed one process's open-file limit and the per-IP limits).
     #[arg(long, global = true, default_value_t = 1)]
     pub procs: usize,
-    /// Internal: this process is worker i of --procs.
-    #[arg(long, global = true, hide = true)]
+    /// Set in worker processes: this process is worker i of --procs.
+    #[arg(skip)]
     pub worker_index: Option<usize>,
-    /// Server process id: its RSS is read from /proc/<pid>/status.
+    /// The tern-bench executable started as worker process (default: this
+    /// executable; tests set the binary's path).
+    #[arg(skip)]
+    pub worker_exe: Option<std::path::PathBuf>,
+    /// Server process id: its RSS is read from /proc/<pid>/status. Without
+    /// it, the RSS is read from GET /api/v1/admin/stats (field rss_kib) with
+    /// a token minted for --admin-user with role admin.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
+    /// User of the minted admin token that reads /api/v1/admin/stats when
+    /// --server-pid is not given.
+    #[arg(long, global = true, default_value = "bench-admin")]
+    pub admin_user: String,
     /// Print one JSON line per run instead of the table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -93,7 +106,9 @@ impl Common {
             transport: Transport::WsJson,
             procs: 1,
             worker_index: None,
+            worker_exe: None,
             server_pid: None,
+            admin_user: "bench-admin".into(),
             json: true,
             quiet: true,
             prefix: "bench".into(),
@@ -114,7 +129,7 @@ impl Common {
 }
 
 /// Transport and codec of the benchmark connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Transport {
     /// WebSocket, JSON text frames.
     WsJson,
@@ -124,7 +139,7 @@ pub enum Transport {
     Tcp,
 }
 
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum Scenario {
     /// Open N authenticated connections, hold them; connect rate and server memory per connection.
     Idle(IdleArgs),
@@ -164,9 +179,10 @@ impl Scenario {
         }
     }
 
-    /// This worker's share of the load (`--procs k`, worker `i`).
+    /// This worker's share of the load (`--procs k`, worker `i`). Fanout
+    /// splits its members in the scenario itself (see [`span`]).
     pub fn share(&self, k: usize, i: usize) -> Self {
-        let part = |n: usize| n / k + usize::from(i < n % k);
+        let part = |n: usize| span(n, k, i).len();
         let mut s = self.clone();
         match &mut s {
             Self::Idle(a) => a.count = part(a.count),
@@ -182,7 +198,16 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+/// Worker `i`'s part of `0..n` split over `k` workers: contiguous runs,
+/// the first `n % k` one longer.
+pub fn span(n: usize, k: usize, i: usize) -> std::ops::Range<usize> {
+    let k = k.max(1);
+    let len = |j: usize| n / k + usize::from(j < n % k);
+    let start = (0..i.min(k)).map(len).sum::<usize>();
+    start..(start + if i < k { len(i) } else { 0 })
+}
+
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct IdleArgs {
     /// Connections to open (in total over all --procs).
     #[arg(long, short = 'n', default_value_t = 1000)]
@@ -199,7 +224,7 @@ pub struct IdleArgs {
     pub settle: u64,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct ConnectArgs {
     /// Connections to open and close (in total).
     #[arg(long, short = 'n', default_value_t = 10_000)]
@@ -209,7 +234,7 @@ pub struct ConnectArgs {
     pub concurrency: usize,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct DirectArgs {
     /// Sender→receiver pairs (in total).
     #[arg(long, short = 'p', default_value_t = 100)]
@@ -228,9 +253,10 @@ pub struct DirectArgs {
     pub body_bytes: usize,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct FanoutArgs {
-    /// Online members of the group (senders excluded).
+    /// Online members of the group (senders excluded), in total: with
+    /// --procs K each worker connects its share of them.
     #[arg(long, short = 'm', default_value_t = 1000)]
     pub members: usize,
     /// Messages per sender.
@@ -245,13 +271,13 @@ pub struct FanoutArgs {
     /// Messages in flight per sender.
     #[arg(long, short = 'w', default_value_t = 50)]
     pub window: usize,
-    /// Seconds to wait for the deliveries after the last ack (and upper
-    /// bound of the sending phase on top of --timeout).
+    /// Seconds to wait for the deliveries after the last ack (the sending
+    /// phase itself is bounded by --timeout).
     #[arg(long, default_value_t = 10)]
     pub grace: u64,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct ChurnArgs {
     /// Seconds of churn.
     #[arg(long, short = 't', default_value_t = 60)]
@@ -267,7 +293,7 @@ pub struct ChurnArgs {
     pub settle: u64,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct HistoryArgs {
     /// Messages in the history.
     #[arg(long, short = 'n', default_value_t = 20_000)]

@@ -7,19 +7,24 @@
 //! - `connect`: connection + authentication rate and latency distribution.
 //! - `direct`: P sender→receiver pairs, W messages in flight per pair, for
 //!   T seconds: delivered messages/s, send→delivery and ack latency.
-//! - `fanout`: one group of M online members, S senders at a target rate or
-//!   flat out: deliveries/s, latency, lost and duplicated deliveries.
+//! - `fanout`: one group of M online members (split over the `--procs`
+//!   workers), S senders at a target rate or flat out: deliveries/s,
+//!   latency, lost and duplicated deliveries.
 //! - `churn`: connect/disconnect continuously for T seconds; the server's
-//!   RSS at start, during and after (with `--server-pid`).
+//!   RSS at start, during and after (from `/proc/<pid>` with `--server-pid`,
+//!   else from `GET /api/v1/admin/stats`).
 //! - `history`: fill a long history, then sync it with `tern-client`.
 //!
 //! The hot paths use the raw `tokio-websockets` client with the JSON codec
-//! (minimal client overhead: the server is what is measured). Tokens are
-//! minted from the server's HS256 secret. `--procs K` runs K worker
-//! processes, each with its own 127.0.0.x source address (see [`procs`]).
-//! Every scenario is bounded in time and stops by itself.
+//! (minimal client overhead: the server is what is measured): connections
+//! are opened in one place per transport ([`net::Target::connect`]) and
+//! frames encoded and decoded in one place per codec ([`codec::Codec`]).
+//! Tokens are minted from the server's HS256 secret. `--procs K` runs K
+//! worker processes, each with its own 127.0.0.x source address (see
+//! [`procs`]). Every scenario is bounded in time and stops by itself.
 
 pub mod cli;
+pub mod codec;
 pub mod net;
 pub mod procs;
 pub mod progress;

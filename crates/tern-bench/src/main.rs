@@ -8,7 +8,10 @@ use clap::Parser;
 use tern_bench::{procs, run_scenario, Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Worker processes (`--procs`) are told their configuration on stdin.
+    let worker =
+        std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(procs::WORKER_ARG));
+    let cli = if worker { None } else { Some(Cli::parse()) };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = rt.block_on(run(cli));
+    let code = match cli {
+        Some(cli) => rt.block_on(run(cli)),
+        None => rt.block_on(procs::worker_main()),
+    };
     // Do not wait for connections still held by tasks.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
@@ -31,37 +37,18 @@ async fn run(cli: Cli) -> ExitCode {
         eprintln!("tern-bench: --jwt-secret (or TERN_JWT_SECRET) is required");
         return ExitCode::FAILURE;
     }
+    // An unimplemented transport stops here, before any worker starts.
+    if let Err(e) = tern_bench::codec::Codec::of(common.transport) {
+        eprintln!("tern-bench: {e}");
+        return ExitCode::FAILURE;
+    }
     let deadline = Duration::from_secs(
         common
             .deadline
             .unwrap_or(scenario.nominal_secs() + 2 * common.timeout + 10),
     );
-    if let Some(i) = common.worker_index {
-        let c = procs::worker_common(&common, i);
-        let s = scenario.share(common.procs.max(1), i);
-        return match tokio::time::timeout(deadline, run_scenario(&c, &s)).await {
-            Ok(Ok(report)) => match serde_json::to_string(&report) {
-                Ok(line) => {
-                    println!("{line}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("tern-bench worker {i}: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-            Ok(Err(e)) => {
-                eprintln!("tern-bench worker {i}: {e:#}");
-                ExitCode::FAILURE
-            }
-            Err(_) => {
-                eprintln!("tern-bench worker {i}: deadline of {deadline:?} reached");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let result = if common.procs > 1 {
-        procs::run_parent(&common, &scenario, deadline + Duration::from_secs(5)).await
+        procs::run_parent(&common, &scenario, deadline).await
     } else {
         match tokio::time::timeout(deadline, run_scenario(&common, &scenario)).await {
             Ok(r) => r,

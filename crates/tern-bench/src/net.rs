@@ -1,18 +1,21 @@
-//! Raw WebSocket connections (tokio-websockets over a `TcpStream`, bound to
-//! a source address when one is given) and a minimal HTTP client.
+//! Connections to the server: the one place that opens a connection per
+//! transport ([`Target::connect`], giving a [`Conn`]), and a minimal HTTP
+//! client (group set-up, admin stats). Frames are encoded and decoded by the
+//! connection's [`Codec`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_websockets::{ClientBuilder, WebSocketStream};
+use tokio_websockets::{ClientBuilder, Message, WebSocketStream};
 
 use crate::cli::{Common, Transport};
+use crate::codec::{Codec, Encoded, Out, Payload};
 
-/// A benchmark connection.
+/// A WebSocket over TCP (the `ws-*` transports).
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Where to connect, resolved once.
@@ -22,16 +25,15 @@ pub struct Target {
     pub addr: SocketAddr,
     pub source: Option<IpAddr>,
     pub secret: String,
+    pub transport: Transport,
+    pub codec: Codec,
 }
 
 impl Target {
+    /// Resolves the server address; fails at once for a transport that is
+    /// not implemented.
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
-        if common.transport != Transport::WsJson {
-            bail!(
-                "transport {:?} is not implemented yet (only ws-json)",
-                common.transport
-            );
-        }
+        let codec = Codec::of(common.transport)?;
         let addr = tokio::net::lookup_host(&common.host)
             .await
             .with_context(|| format!("resolving {}", common.host))?
@@ -48,6 +50,8 @@ impl Target {
             addr,
             source,
             secret: common.jwt_secret.clone(),
+            transport: common.transport,
+            codec,
         })
     }
 
@@ -66,25 +70,37 @@ impl Target {
         Ok(stream)
     }
 
-    /// Connects `user` with a minted `?token=` and waits for its `auth_ok`.
-    pub async fn connect(&self, user: &str) -> anyhow::Result<Ws> {
+    /// Connects `user` with a minted token and waits for its `auth_ok`:
+    /// the one place that opens a connection, per transport.
+    pub async fn connect(&self, user: &str) -> anyhow::Result<Conn> {
         let token = crate::token::mint(&self.secret, user)?;
-        let stream = self.tcp().await?;
-        let uri = format!("ws://{}/ws?token={token}&codec=json", self.host);
-        let (mut ws, _) = ClientBuilder::new().uri(&uri)?.connect_on(stream).await?;
-        match ws.next().await {
-            Some(Ok(m)) => match m.as_text() {
-                Some(t) if t.contains("\"auth_ok\"") => Ok(ws),
-                Some(t) => bail!("expected auth_ok, got {}", truncate(t)),
-                None => bail!("expected auth_ok, got a non-text frame"),
+        let mut conn = match self.transport {
+            Transport::WsJson | Transport::WsProto => {
+                let stream = self.tcp().await?;
+                let uri = format!(
+                    "ws://{}/ws?token={token}&codec={}",
+                    self.host,
+                    self.codec.query()
+                );
+                let (ws, _) = ClientBuilder::new().uri(&uri)?.connect_on(stream).await?;
+                Conn {
+                    ws,
+                    codec: self.codec,
+                }
+            }
+            Transport::Tcp => return Err(crate::codec::not_implemented(self.transport)),
+        };
+        match conn.recv().await {
+            Incoming::Frame(p) => match conn.codec.decode(&p) {
+                Some(f) if f.kind == "auth_ok" => Ok(conn),
+                _ => bail!("expected auth_ok, got {}", p.preview()),
             },
-            Some(Err(e)) => Err(e.into()),
-            None => bail!("closed before auth_ok"),
+            Incoming::Gone(why) => bail!("before auth_ok: {why}"),
         }
     }
 
     /// `connect` within `limit`.
-    pub async fn connect_within(&self, user: &str, limit: Duration) -> anyhow::Result<Ws> {
+    pub async fn connect_within(&self, user: &str, limit: Duration) -> anyhow::Result<Conn> {
         tokio::time::timeout(limit, self.connect(user))
             .await
             .map_err(|_| anyhow!("connect timed out"))?
@@ -99,6 +115,17 @@ impl Target {
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
         let token = crate::token::mint(&self.secret, user)?;
+        self.http_with(method, path, &token, body).await
+    }
+
+    /// One HTTP/1.1 request with a bearer `token`; returns (status, JSON body).
+    pub async fn http_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
@@ -130,22 +157,143 @@ impl Target {
         Ok((status, value))
     }
 
-    /// Creates a group owned by `owner` with `members`; returns its id.
+    /// `POST /api/v1/groups` as `owner` with `members` (at most 64 KiB of
+    /// body: see [`name_chunks`]); returns the group id. A refusal is an
+    /// [`HttpError`] (404: a member does not exist).
     pub async fn create_group(&self, owner: &str, members: &[String]) -> anyhow::Result<String> {
         let body = serde_json::json!({"name": "bench", "members": members});
-        let (status, v) = self
-            .http("POST", "/api/v1/groups", owner, Some(&body))
-            .await?;
-        if !(200..300).contains(&status) {
-            bail!(
-                "creating the group: HTTP {status}: {}",
-                truncate(&v.to_string())
-            );
-        }
+        let v = self.http_ok("POST", "/api/v1/groups", owner, &body).await?;
         v["id"]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("no group id in {}", truncate(&v.to_string())))
+    }
+
+    /// `POST /api/v1/groups/{id}/members` as `owner`.
+    pub async fn add_members(&self, owner: &str, id: &str, users: &[String]) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "users": users });
+        let path = format!("/api/v1/groups/{id}/members");
+        self.http_ok("POST", &path, owner, &body).await.map(drop)
+    }
+
+    async fn http_ok(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, v) = self.http(method, path, user, Some(body)).await?;
+        if (200..300).contains(&status) {
+            Ok(v)
+        } else {
+            Err(HttpError {
+                status,
+                body: truncate(&v.to_string()),
+            }
+            .into())
+        }
+    }
+}
+
+/// An HTTP answer that is not 2xx.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: u16,
+    pub body: String,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Largest JSON body the server takes on its API (64 KiB), with room for
+/// the rest of the object.
+pub const MAX_NAMES_BODY: usize = 60_000;
+
+/// `names` cut into runs whose JSON array fits in `max_bytes`; at least one
+/// (possibly empty) run.
+pub fn name_chunks(names: &[String], max_bytes: usize) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 2);
+    for (i, n) in names.iter().enumerate() {
+        // Quotes, comma, and escapes (user names have none; count them anyway).
+        let len = serde_json::to_string(n).map_or(n.len() + 2, |s| s.len()) + 1;
+        if i > start && bytes + len > max_bytes {
+            out.push(&names[start..i]);
+            (start, bytes) = (i, 2);
+        }
+        bytes += len;
+    }
+    out.push(&names[start..]);
+    out
+}
+
+/// One connection of a benchmark: a transport and a codec.
+pub struct Conn {
+    ws: Ws,
+    codec: Codec,
+}
+
+/// What [`Conn::recv`] gives.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A frame, to decode with [`Conn::codec`].
+    Frame(Payload),
+    /// The connection is over: closed by the server (with its code), ended,
+    /// or failed.
+    Gone(String),
+}
+
+impl Conn {
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Encodes and writes one frame.
+    pub async fn send(&mut self, out: &Out<'_>) -> anyhow::Result<()> {
+        let msg = match self.codec.encode(out) {
+            Encoded::Text(t) => Message::text(t),
+            Encoded::Binary(b) => Message::binary(b),
+        };
+        Ok(self.ws.send(msg).await?)
+    }
+
+    /// The next frame (control frames are skipped). Cancel-safe.
+    pub async fn recv(&mut self) -> Incoming {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(m)) if m.is_text() || m.is_binary() => {
+                    return Incoming::Frame(Payload::Ws(m))
+                }
+                Some(Ok(m)) => {
+                    if let Some((code, reason)) = m.as_close() {
+                        return Incoming::Gone(format!(
+                            "closed by the server ({} {})",
+                            u16::from(code),
+                            truncate(reason)
+                        ));
+                    }
+                }
+                Some(Err(e)) => return Incoming::Gone(format!("connection failed: {e}")),
+                None => return Incoming::Gone("connection ended".into()),
+            }
+        }
+    }
+
+    /// Closes politely: sends a close frame and waits (at most `within`)
+    /// for the server's.
+    pub async fn close(&mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            if self.ws.send(Message::close(None, "")).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
     }
 }
 
@@ -167,32 +315,6 @@ fn dechunk(mut s: &str) -> String {
 /// At most 200 characters of `s`, for error messages.
 pub fn truncate(s: &str) -> String {
     s.chars().take(200).collect()
-}
-
-/// A server frame, borrowed from the text (only the fields the bench reads).
-#[derive(Debug, serde::Deserialize)]
-pub struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
-    pub kind: std::borrow::Cow<'a, str>,
-    pub id: Option<u64>,
-    pub seq: Option<u64>,
-    #[serde(borrow)]
-    pub body: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    pub code: Option<std::borrow::Cow<'a, str>>,
-}
-
-impl<'a> Frame<'a> {
-    pub fn parse(text: &'a str) -> Option<Self> {
-        serde_json::from_str(text).ok()
-    }
-
-    /// The send timestamp (µs) at the start of a bench message body.
-    pub fn sent_us(&self) -> Option<u64> {
-        let b = self.body.as_deref()?;
-        let digits = b.split(|c: char| !c.is_ascii_digit()).next()?;
-        digits.parse().ok()
-    }
 }
 
 /// A message body: the send timestamp, padded to `bytes`.

@@ -4,8 +4,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A token for `user`, valid for a day.
 pub fn mint(secret: &str, user: &str) -> anyhow::Result<String> {
+    mint_claims(secret, user, None)
+}
+
+/// A token for `user` with the claim `role: "admin"` (the admin API),
+/// valid for a day.
+pub fn mint_admin(secret: &str, user: &str) -> anyhow::Result<String> {
+    mint_claims(secret, user, Some("admin"))
+}
+
+fn mint_claims(secret: &str, user: &str, role: Option<&str>) -> anyhow::Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims = serde_json::json!({"sub": user, "iat": now, "exp": now + 86_400});
+    let mut claims = serde_json::json!({"sub": user, "iat": now, "exp": now + 86_400});
+    if let Some(role) = role {
+        claims["role"] = role.into();
+    }
     Ok(jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

@@ -1,9 +1,11 @@
 //! Every scenario at tiny scale against a real in-process server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use tern_bench::cli::{ChurnArgs, ConnectArgs, DirectArgs, FanoutArgs, HistoryArgs, IdleArgs};
-use tern_bench::scenario;
-use tern_bench::Common;
+use tern_bench::{procs, scenario};
+use tern_bench::{Common, Scenario, Transport};
 use tern_server::app;
 use tern_server::Config;
 
@@ -42,6 +44,30 @@ async fn every_scenario_at_tiny_scale() {
     assert_eq!(r.counter("connected"), 20, "{}", r.table());
     assert_eq!(r.counter("failed"), 0);
     assert!(r.gauges.contains_key("server_kib_per_conn"));
+    assert_eq!(
+        r.memory_source.as_deref(),
+        Some(format!("/proc/{}/status", std::process::id()).as_str())
+    );
+
+    // Without --server-pid the memory comes from /admin/stats (rss_kib).
+    let mut no_pid = common.clone();
+    no_pid.server_pid = None;
+    let r = scenario::idle::run(
+        &no_pid,
+        &IdleArgs {
+            count: 10,
+            concurrency: 5,
+            hold: 0,
+            settle: 0,
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", r.json_line());
+    assert_eq!(r.counter("connected"), 10, "{}", r.table());
+    let source = r.memory_source.clone().unwrap_or_default();
+    assert!(source.contains("/api/v1/admin/stats"), "{source}");
+    assert!(r.gauges["server_rss_held_kib"] > 0.0, "{}", r.table());
 
     let r = scenario::connect::run(
         &common,
@@ -113,6 +139,55 @@ async fn every_scenario_at_tiny_scale() {
     assert_eq!(r.counter("delivered"), 50, "{}", r.table());
     assert_eq!(r.counter("lost") + r.counter("duplicated"), 0);
 
+    // Fanout over two worker processes (the tern-bench binary), bound to
+    // 127.0.0.1 and 127.0.0.2; new users, so the workers provision them.
+    let mut two = common.clone();
+    two.procs = 2;
+    two.prefix = "bench2".into();
+    two.worker_exe = Some(env!("CARGO_BIN_EXE_tern-bench").into());
+    let fanout = FanoutArgs {
+        members: 20,
+        messages: 10,
+        senders: 2,
+        rate: 0.0,
+        window: 5,
+        grace: 5,
+    };
+    let r = procs::run_parent(
+        &two,
+        &Scenario::Fanout(fanout.clone()),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    println!("{}", r.json_line());
+    assert_eq!(r.procs, 2, "{}", r.table());
+    assert_eq!(r.counter("acked"), 20, "{}", r.table());
+    assert_eq!(r.counter("members_connected"), 20, "{}", r.table());
+    assert_eq!(r.counter("delivered"), 20 * 20, "{}", r.table());
+    assert_eq!(r.counter("expected"), 20 * 20);
+    assert_eq!(r.counter("lost"), 0, "{}", r.table());
+    assert_eq!(r.counter("duplicated"), 0, "{}", r.table());
+    assert_eq!(r.latencies["delivery"].len(), 400);
+    assert!(r.gauges.contains_key("provision_s"), "{}", r.table());
+    assert!(r.rates["deliveries"] > 0.0);
+    // Again: the users exist now, no provisioning; an odd split (7 + 6).
+    let r = procs::run_parent(
+        &two,
+        &Scenario::Fanout(FanoutArgs {
+            members: 13,
+            ..fanout
+        }),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    println!("{}", r.json_line());
+    assert_eq!(r.counter("acked"), 20, "{}", r.table());
+    assert_eq!(r.counter("delivered"), 20 * 13, "{}", r.table());
+    assert_eq!(r.counter("lost") + r.counter("duplicated"), 0);
+    assert!(!r.gauges.contains_key("provision_s"), "{}", r.table());
+
     let r = scenario::churn::run(
         &common,
         &ChurnArgs {
@@ -144,6 +219,21 @@ async fn every_scenario_at_tiny_scale() {
     assert_eq!(r.counter("written"), 200, "{}", r.table());
     assert_eq!(r.counter("read"), 400, "{}", r.table());
     assert_eq!(r.counter("rounds"), 2);
+
+    // Transports that do not exist yet stop with a clear error.
+    let mut proto = common.clone();
+    proto.transport = Transport::WsProto;
+    let e = scenario::connect::run(
+        &proto,
+        &ConnectArgs {
+            count: 1,
+            concurrency: 1,
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("not implemented"), "{e}");
 
     server.shutdown().await;
 }

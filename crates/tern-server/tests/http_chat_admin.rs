@@ -263,6 +263,29 @@ async fn admin_routes_refuse_plain_users() {
 }
 
 #[tokio::test]
+async fn admin_stats_report_the_server_memory() {
+    let srv = TestServer::start().await;
+    let (s, st) = srv
+        .http("GET", "/api/v1/admin/stats", Some(&admin_token()), None)
+        .await;
+    assert_eq!(s, 200, "{st}");
+    let node = &st["nodes"][0];
+    // Always present: a number of KiB on Linux, null elsewhere.
+    assert!(node.as_object().unwrap().contains_key("rss_kib"), "{st}");
+    if cfg!(target_os = "linux") {
+        // The test process is the server: a few MiB at least.
+        assert!(node["rss_kib"].as_u64().unwrap() > 1024, "{st}");
+    } else {
+        assert!(node["rss_kib"].is_null(), "{st}");
+    }
+    // The OpenAPI document declares it, nullable.
+    let (_, doc) = srv.http("GET", "/api/v1/openapi.json", None, None).await;
+    let schema = &doc["components"]["schemas"]["NodeStats"];
+    assert!(schema["properties"]["rss_kib"].is_object(), "{schema}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
 async fn admin_stats_ban_kick_tokens_and_broadcast() {
     let srv = TestServer::start().await;
     let admin = admin_token();

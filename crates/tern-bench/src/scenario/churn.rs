@@ -1,19 +1,17 @@
 //! `churn`: C loops connect, authenticate, (hold) and disconnect
-//! continuously for T seconds. With `--server-pid` the server's RSS is read
-//! at the start, every second during the churn, and `--settle` seconds
-//! after it: memory must come back to its start.
+//! continuously for T seconds. The server's RSS (from `/proc/<pid>` with
+//! `--server-pid`, else from `/admin/stats`) is read at the start, every
+//! second during the churn, and `--settle` seconds after it: memory must
+//! come back to its start.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use futures_util::{SinkExt, StreamExt};
-use tokio_websockets::Message;
 
 use crate::cli::{ChurnArgs, Common};
 use crate::net::Target;
 use crate::report::{Latency, Report};
 use crate::scenario::per_sec;
-use crate::server::{rss_kib, RssSampler};
+use crate::server::{MemSource, RssSampler};
 
 pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     let target = Arc::new(Target::resolve(common).await?);
@@ -21,10 +19,15 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     report.param("duration_s", args.duration);
     report.param("concurrency", args.concurrency);
     report.param("hold_ms", args.hold_ms);
-    let start_rss = common.server_pid.and_then(rss_kib);
-    let sampler = common
-        .server_pid
-        .map(|pid| RssSampler::start(pid, Duration::from_secs(1)));
+    let (mem, source) = MemSource::detect(common).await;
+    report.memory_source = source;
+    let start_rss = match &mem {
+        Some(m) => m.rss_kib().await,
+        None => None,
+    };
+    let sampler = mem
+        .clone()
+        .map(|m| RssSampler::start(m, Duration::from_secs(1)));
     let pb = crate::progress::bar(common.progress(), args.duration, "seconds");
     let ticker = {
         let pb = pb.clone();
@@ -49,14 +52,13 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
             while tokio::time::Instant::now() < stop {
                 let t0 = Instant::now();
                 match tokio::time::timeout_at(stop + limit, t.connect(&user)).await {
-                    Ok(Ok(mut ws)) => {
+                    Ok(Ok(mut conn)) => {
                         lat.record(t0.elapsed().as_micros() as u64);
                         ok += 1;
                         if !hold.is_zero() {
                             tokio::time::sleep(hold).await;
                         }
-                        let _ = ws.send(Message::close(None, "")).await;
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+                        conn.close(Duration::from_secs(1)).await;
                     }
                     Ok(Err(e)) => {
                         failed += 1;
@@ -93,7 +95,7 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     report.elapsed_s = elapsed.as_secs_f64();
     report.rate("cycles", per_sec(report.counter("cycles"), elapsed));
     report.count("failed", 0);
-    if let (Some(pid), Some(sampler), Some(start)) = (common.server_pid, sampler, start_rss) {
+    if let (Some(mem), Some(sampler), Some(start)) = (mem, sampler, start_rss) {
         let during = sampler.finish().await;
         tokio::time::sleep(Duration::from_secs(args.settle)).await;
         report.gauge("server_rss_start_kib", start as f64);
@@ -103,7 +105,7 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
         if let Some(last) = during.last() {
             report.gauge("server_rss_end_of_churn_kib", *last as f64);
         }
-        if let Some(after) = rss_kib(pid) {
+        if let Some(after) = mem.rss_kib().await {
             report.gauge("server_rss_after_kib", after as f64);
             if start > 0 {
                 report.gauge(

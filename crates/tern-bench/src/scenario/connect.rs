@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_websockets::Message;
+use futures_util::StreamExt;
 
 use crate::cli::{Common, ConnectArgs};
 use crate::net::Target;
@@ -32,10 +31,9 @@ pub async fn run(common: &Common, args: &ConnectArgs) -> anyhow::Result<Report> 
                 .await
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("connect timed out")));
             let took = t0.elapsed();
-            if let Ok(mut ws) = r {
-                let _ = ws.send(Message::close(None, "")).await;
+            if let Ok(mut conn) = r {
                 // Wait (briefly) for the server's close.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.next()).await;
+                conn.close(std::time::Duration::from_secs(1)).await;
                 Ok(took)
             } else {
                 r.map(|_| took)

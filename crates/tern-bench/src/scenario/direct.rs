@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{Common, DirectArgs};
 use crate::net::Target;
-use crate::report::Report;
-use crate::scenario::{connect_many, per_sec, recv_loop, run_id, send_loop, Dest, Until};
+use crate::report::{Report, SharedLatency};
+use crate::scenario::{connect_many, per_sec, recv_loop, run_id, send_loop, Dest, Expect, Until};
 
 pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
     let target = Target::resolve(common).await?;
@@ -36,13 +36,21 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
     let stop = tokio::time::Instant::now() + Duration::from_secs(args.duration);
     let hard = stop + Duration::from_secs(args.grace);
     let mut tasks = Vec::new();
+    let delivery = SharedLatency::new();
     for (i, (r, s)) in rx.conns.into_iter().zip(tx.conns).enumerate() {
         let (Some(r), Some(s)) = (r, s) else {
             report.count("pairs_failed", 1);
             continue;
         };
         let (expect_tx, expect_rx) = tokio::sync::watch::channel(None);
-        let recv = tokio::spawn(recv_loop(r, expect_rx, hard, pb.clone()));
+        let recv = tokio::spawn(recv_loop(
+            r,
+            None,
+            expect_rx,
+            hard,
+            delivery.clone(),
+            pb.clone(),
+        ));
         let dest = Dest::To(receivers[i].clone());
         let (window, body, pbs) = (
             args.window,
@@ -63,7 +71,10 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
                 pbs,
             )
             .await;
-            let _ = expect_tx.send(Some(sent.acked));
+            let _ = expect_tx.send(Some(Expect {
+                total: sent.acked,
+                until: hard,
+            }));
             sent
         });
         tasks.push((send, recv));
@@ -85,7 +96,6 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
                         report.count("delivered", r.unique);
                         report.count("duplicated", r.dups);
                         report.count("lost", s.acked.saturating_sub(r.unique));
-                        report.latency("delivery").add(&r.latency);
                         if let Some(e) = r.error {
                             report.error(e);
                         }
@@ -97,6 +107,7 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
         }
     }
     pb.finish_and_clear();
+    report.latency("delivery").add(&delivery.snapshot());
     let elapsed = started.elapsed();
     report.elapsed_s = elapsed.as_secs_f64();
     let sending = Duration::from_secs(args.duration).max(Duration::from_millis(1));

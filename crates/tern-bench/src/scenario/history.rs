@@ -27,13 +27,13 @@ pub async fn run(common: &Common, args: &HistoryArgs) -> anyhow::Result<Report> 
     let limit = common.setup_timeout();
     // The reader must exist before it can be written to.
     drop(target.connect_within(&reader, limit).await?);
-    let ws = target.connect_within(&writer, limit).await?;
+    let conn = target.connect_within(&writer, limit).await?;
     let pb = crate::progress::bar(common.progress(), args.messages as u64, "filling");
     let fill_started = Instant::now();
     let hard =
         tokio::time::Instant::now() + limit + Duration::from_secs(args.messages as u64 / 100);
     let sent = send_loop(
-        ws,
+        conn,
         Dest::To(reader.clone()),
         run.clone(),
         args.window,

@@ -1,6 +1,7 @@
 //! `idle`: open N authenticated connections at a given concurrency, hold
-//! them, report the connect rate and (with `--server-pid`) the server's
-//! memory per connection (RSS delta / N).
+//! them, report the connect rate and the server's memory per connection
+//! (RSS delta / N; RSS from `/proc/<pid>` with `--server-pid`, else from
+//! `/admin/stats`).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use crate::cli::{Common, IdleArgs};
 use crate::net::Target;
 use crate::report::Report;
 use crate::scenario::{connect_many, per_sec};
-use crate::server::rss_kib;
+use crate::server::MemSource;
 
 pub async fn run(common: &Common, args: &IdleArgs) -> anyhow::Result<Report> {
     let target = Target::resolve(common).await?;
@@ -16,7 +17,12 @@ pub async fn run(common: &Common, args: &IdleArgs) -> anyhow::Result<Report> {
     report.param("count", args.count);
     report.param("concurrency", args.concurrency);
     report.param("hold_s", args.hold);
-    let base = common.server_pid.and_then(rss_kib);
+    let (mem, source) = MemSource::detect(common).await;
+    report.memory_source = source;
+    let base = match &mem {
+        Some(m) => m.rss_kib().await,
+        None => None,
+    };
     let users: Vec<String> = (0..args.count)
         .map(|i| format!("{}-idle-{i}", common.prefix))
         .collect();
@@ -41,11 +47,11 @@ pub async fn run(common: &Common, args: &IdleArgs) -> anyhow::Result<Report> {
     }
     // Workers tell the parent they hold their connections: it reads the RSS.
     if common.worker_index.is_some() {
-        println!("{{\"ready\":true}}");
+        println!("{}", crate::procs::READY);
     }
-    if let (Some(pid), Some(base)) = (common.server_pid, base) {
+    if let (Some(mem), Some(base)) = (mem, base) {
         tokio::time::sleep(Duration::from_secs(args.settle)).await;
-        if let Some(held) = rss_kib(pid) {
+        if let Some(held) = mem.rss_kib().await {
             report.gauge("server_rss_base_kib", base as f64);
             report.gauge("server_rss_held_kib", held as f64);
             if ok > 0 {

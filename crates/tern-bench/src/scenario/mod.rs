@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
 
-use crate::net::{Target, Ws};
-use crate::report::Latency;
+use crate::codec::Out;
+use crate::net::{Conn, Incoming, Target};
+use crate::report::{Latency, SharedLatency};
 
 /// The result of opening many connections.
 pub struct Opened {
     /// Open connections, in the order of `users` (`None`: failed).
-    pub conns: Vec<Option<Ws>>,
+    pub conns: Vec<Option<Conn>>,
     pub latency: Latency,
     pub errors: Vec<String>,
     pub elapsed: Duration,
@@ -43,7 +44,7 @@ pub async fn connect_many(
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
     let target = Arc::new(target.clone());
-    let mut conns: Vec<Option<Ws>> = Vec::with_capacity(users.len());
+    let mut conns: Vec<Option<Conn>> = Vec::with_capacity(users.len());
     let mut latency = Latency::new();
     let mut errors = Vec::new();
     let mut stream = futures_util::stream::iter(users.iter().cloned().map(|u| {
@@ -59,9 +60,9 @@ pub async fn connect_many(
     while let Some((r, took)) = stream.next().await {
         pb.inc(1);
         match r {
-            Ok(ws) => {
+            Ok(conn) => {
                 latency.record(took.as_micros() as u64);
-                conns.push(Some(ws));
+                conns.push(Some(conn));
             }
             Err(e) => {
                 if errors.len() < 10 {
@@ -77,6 +78,43 @@ pub async fn connect_many(
         errors,
         elapsed: started.elapsed(),
     }
+}
+
+/// Makes sure every user in `users` exists on the server (a valid token
+/// creates its user): connects and closes each, `concurrency` at a time,
+/// the whole within `limit`. Returns how many failed and the first errors.
+pub async fn provision_many(
+    target: &Target,
+    users: &[String],
+    concurrency: usize,
+    limit: Duration,
+) -> (u64, Vec<String>) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let target = Arc::new(target.clone());
+    let mut stream = futures_util::stream::iter(users.iter().cloned().map(|u| {
+        let t = target.clone();
+        async move {
+            match tokio::time::timeout_at(deadline, t.connect(&u)).await {
+                Ok(Ok(mut conn)) => {
+                    conn.close(Duration::from_secs(1)).await;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(format!("provisioning {u}: {e:#}")),
+                Err(_) => Err(format!("provisioning {u}: timed out")),
+            }
+        }
+    }))
+    .buffer_unordered(concurrency.max(1));
+    let (mut failed, mut errors) = (0, Vec::new());
+    while let Some(r) = stream.next().await {
+        if let Err(e) = r {
+            failed += 1;
+            if errors.len() < 10 {
+                errors.push(e);
+            }
+        }
+    }
+    (failed, errors)
 }
 
 /// Per-second rate of `n` over `d`.
@@ -121,13 +159,13 @@ pub struct Sent {
     pub error_count: u64,
 }
 
-/// Sends bench messages on `ws` with `window` in flight, paced at one per
+/// Sends bench messages on `conn` with `window` in flight, paced at one per
 /// `pace` if given, until `until`; then waits for the outstanding acks until
 /// `hard`. Every frame the sender receives that is not an ack or an error
 /// (pushes of other senders) is ignored.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_loop(
-    mut ws: Ws,
+    mut conn: Conn,
     dest: Dest,
     cmid_prefix: String,
     window: usize,
@@ -137,9 +175,7 @@ pub async fn send_loop(
     hard: tokio::time::Instant,
     pb: ProgressBar,
 ) -> Sent {
-    use futures_util::SinkExt;
     use std::collections::HashMap;
-    use tokio_websockets::Message;
 
     let mut out = Sent {
         sent: 0,
@@ -169,16 +205,15 @@ pub async fn send_loop(
         if more && inflight.len() < window && now >= next_at {
             let id = out.sent;
             let body = crate::net::body(body_bytes);
-            let frame = match &dest {
-                Dest::To(u) => {
-                    serde_json::json!({"type":"send","id":id,"to":u,"cmid":format!("{cmid_prefix}-{id}"),"body":body})
-                }
-                Dest::Conv(c) => {
-                    serde_json::json!({"type":"send","id":id,"conv":c,"cmid":format!("{cmid_prefix}-{id}"),"body":body})
-                }
+            let cmid = format!("{cmid_prefix}-{id}");
+            let frame = Out::Send {
+                id,
+                dest: &dest,
+                cmid: &cmid,
+                body: &body,
             };
-            if let Err(e) = ws.send(Message::text(frame.to_string())).await {
-                out.errors.push(format!("send: {e}"));
+            if let Err(e) = conn.send(&frame).await {
+                out.errors.push(format!("send: {e:#}"));
                 out.error_count += 1;
                 break;
             }
@@ -198,29 +233,17 @@ pub async fn send_loop(
                 _ => hard,
             }
         };
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = tokio::time::sleep_until(wake) => continue,
-        };
-        let text = match msg {
-            Some(Ok(m)) => match m.as_text() {
-                Some(t) => t.to_owned(),
-                None if m.is_close() => {
-                    out.errors.push("sender: closed by the server".into());
+        let payload = tokio::select! {
+            m = conn.recv() => match m {
+                Incoming::Frame(p) => p,
+                Incoming::Gone(why) => {
+                    out.errors.push(format!("sender: {why}"));
                     break;
                 }
-                None => continue,
             },
-            Some(Err(e)) => {
-                out.errors.push(format!("sender: {e}"));
-                break;
-            }
-            None => {
-                out.errors.push("sender: connection ended".into());
-                break;
-            }
+            _ = tokio::time::sleep_until(wake) => continue,
         };
-        let Some(f) = crate::net::Frame::parse(&text) else {
+        let Some(f) = conn.codec().decode(&payload) else {
             continue;
         };
         match f.kind.as_ref() {
@@ -237,8 +260,7 @@ pub async fn send_loop(
                 }
                 out.error_count += 1;
                 if out.errors.len() < 10 {
-                    out.errors
-                        .push(format!("server: {}", crate::net::truncate(&text)));
+                    out.errors.push(format!("server: {}", payload.preview()));
                 }
             }
             _ => {}
@@ -247,81 +269,145 @@ pub async fn send_loop(
     out
 }
 
-/// What a receiver got.
+/// What a receiver got (its latencies went to the shared histogram).
 pub struct Received {
     pub unique: u64,
     pub dups: u64,
-    pub latency: Latency,
+    /// Wall-clock µs of the last new message (0: none).
+    pub last_us: u64,
     pub error: Option<String>,
 }
 
-/// Receives bench messages on `ws` until `expect` holds a total and that
-/// many distinct seqs arrived, or until `hard`.
+/// The seqs one receiver has seen: a bitmap from the first seq seen (the
+/// seqs of a conversation are dense), a set for the rest. Exact, and a few
+/// bytes per receiver instead of a hash set's tens of bytes per message.
+#[derive(Debug, Default)]
+pub struct SeqSet {
+    base: Option<u64>,
+    bits: Vec<u64>,
+    others: std::collections::HashSet<u64>,
+}
+
+impl SeqSet {
+    /// Seqs further than this from the first one go to the set.
+    const SPAN: u64 = 1 << 24;
+
+    /// Whether `seq` is new.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        let base = *self.base.get_or_insert(seq);
+        match seq.checked_sub(base).filter(|d| *d < Self::SPAN) {
+            Some(d) => {
+                let (word, bit) = ((d / 64) as usize, d % 64);
+                if self.bits.len() <= word {
+                    self.bits.resize(word + 1, 0);
+                }
+                let fresh = self.bits[word] & (1 << bit) == 0;
+                self.bits[word] |= 1 << bit;
+                fresh
+            }
+            None => self.others.insert(seq),
+        }
+    }
+}
+
+/// When a receiver is done: once it has `total` distinct messages, or at
+/// `until` at the latest (set once the senders know how many were acked).
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    pub total: u64,
+    pub until: tokio::time::Instant,
+}
+
+/// Receives bench messages (`msg` pushes, of conversation `conv` if given)
+/// on `conn`, counting distinct seqs and duplicates and recording the
+/// send→delivery latency into `latency`, until `expect` holds and is met,
+/// or until its `until`, or until `hard`.
 pub async fn recv_loop(
-    mut ws: Ws,
-    mut expect: tokio::sync::watch::Receiver<Option<u64>>,
+    mut conn: Conn,
+    conv: Option<Arc<str>>,
+    mut expect: tokio::sync::watch::Receiver<Option<Expect>>,
     hard: tokio::time::Instant,
+    latency: SharedLatency,
     pb: ProgressBar,
 ) -> Received {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = SeqSet::default();
+    let mut latency = latency.batch();
     let mut out = Received {
         unique: 0,
         dups: 0,
-        latency: Latency::new(),
+        last_us: 0,
         error: None,
     };
     let mut watching = true;
     loop {
-        if let Some(total) = *expect.borrow() {
-            if out.unique >= total {
+        let mut stop = hard;
+        if let Some(e) = *expect.borrow() {
+            if out.unique >= e.total {
                 break;
             }
+            stop = stop.min(e.until);
         }
-        let msg = tokio::select! {
-            m = ws.next() => m,
+        let payload = tokio::select! {
+            m = conn.recv() => match m {
+                Incoming::Frame(p) => p,
+                Incoming::Gone(why) => {
+                    out.error = Some(format!("receiver: {why}"));
+                    break;
+                }
+            },
             r = expect.changed(), if watching => {
                 if r.is_err() {
                     watching = false;
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(hard) => break,
+            _ = tokio::time::sleep_until(stop) => break,
         };
-        let m = match msg {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                out.error = Some(format!("receiver: {e}"));
-                break;
-            }
-            None => {
-                out.error = Some("receiver: connection ended".into());
-                break;
-            }
-        };
-        let Some(text) = m.as_text() else {
-            if m.is_close() {
-                out.error = Some("receiver: closed by the server".into());
-                break;
-            }
-            continue;
-        };
-        let Some(f) = crate::net::Frame::parse(text) else {
+        let Some(f) = conn.codec().decode(&payload) else {
             continue;
         };
         if f.kind != "msg" {
             continue;
         }
+        if let Some(want) = &conv {
+            if f.conv.as_deref() != Some(want.as_ref()) {
+                continue;
+            }
+        }
         let Some(seq) = f.seq else { continue };
         if seen.insert(seq) {
             out.unique += 1;
             pb.inc(1);
+            let now = crate::token::now_us();
+            out.last_us = now;
             if let Some(sent) = f.sent_us() {
-                out.latency
-                    .record(crate::token::now_us().saturating_sub(sent));
+                latency.record(now.saturating_sub(sent));
             }
         } else {
             out.dups += 1;
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqSet;
+
+    #[test]
+    fn seq_set_is_exact() {
+        let mut s = SeqSet::default();
+        assert!(s.insert(1000));
+        assert!(s.insert(1002));
+        assert!(!s.insert(1000));
+        assert!(s.insert(1001));
+        assert!(!s.insert(1002));
+        // Below the first seq, and far above it: the set.
+        assert!(s.insert(5));
+        assert!(!s.insert(5));
+        assert!(s.insert(1000 + (1 << 30)));
+        assert!(!s.insert(1000 + (1 << 30)));
+        assert!(s.insert(1000 + 64 * 3 + 1));
+        assert!(!s.insert(1000 + 64 * 3 + 1));
+    }
 }

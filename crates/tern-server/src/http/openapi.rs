@@ -352,6 +352,10 @@ pub struct NodeStatsSchema {
     pub connections: u64,
     pub sessions: u64,
     pub users_online: u64,
+    /// Resident set size of the server process in KiB (`VmRSS` of
+    /// `/proc/self/status`); `null` off Linux or when it cannot be read.
+    #[schema(required = true)]
+    pub rss_kib: Option<u64>,
 }
 
 /// Body of `POST /api/v1/messages`: exactly one of `to` and `conv`.

@@ -107,6 +107,7 @@ impl Hub {
             connections,
             sessions: self.registry.len(),
             users_online: self.registry.users_online(),
+            rss_kib: process_rss_kib(),
         }
     }
 }
@@ -118,4 +119,51 @@ pub struct NodeStats {
     pub connections: usize,
     pub sessions: usize,
     pub users_online: usize,
+    /// Resident set size of the server process in KiB (`VmRSS` of
+    /// `/proc/self/status`); `None` (JSON `null`) off Linux or if unreadable.
+    pub rss_kib: Option<u64>,
+}
+
+/// This process's resident set size in KiB, from `/proc/self/status`.
+#[cfg(target_os = "linux")]
+pub fn process_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_rss_kib(&status)
+}
+
+/// This process's resident set size: not known off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn process_rss_kib() -> Option<u64> {
+    None
+}
+
+/// The `VmRSS:` line of a `/proc/<pid>/status` text, in KiB.
+fn vm_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let mut parts = line.split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    // The kernel always writes "kB" (KiB).
+    match parts.next() {
+        Some("kB") | None => Some(value),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_is_read_from_the_status_text() {
+        let status = "Name:\ttern\nVmPeak:\t  200 kB\nVmRSS:\t   51234 kB\nThreads:\t4\n";
+        assert_eq!(vm_rss_kib(status), Some(51234));
+        assert_eq!(vm_rss_kib("Name:\ttern\n"), None);
+        assert_eq!(vm_rss_kib("VmRSS:\tlots kB\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_has_a_resident_set() {
+        assert!(process_rss_kib().is_some_and(|kib| kib > 0));
+    }
 }
