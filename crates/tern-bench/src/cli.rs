@@ -291,6 +291,11 @@ pub struct ChurnArgs {
     /// Seconds to wait after the churn before reading the server's RSS.
     #[arg(long, default_value_t = 3)]
     pub settle: u64,
+    /// Seconds of churn before the reference RSS is read: one-time growth
+    /// (allocator caches, runtime and database warm-up) is not a leak. The
+    /// RSS before any churn is reported too. At most the churn's duration.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
 }
 
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]

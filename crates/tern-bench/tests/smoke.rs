@@ -195,6 +195,7 @@ async fn every_scenario_at_tiny_scale() {
             concurrency: 4,
             hold_ms: 0,
             settle: 0,
+            warmup: 1,
         },
     )
     .await
@@ -203,6 +204,8 @@ async fn every_scenario_at_tiny_scale() {
     assert!(r.counter("cycles") > 0, "{}", r.table());
     assert_eq!(r.counter("failed"), 0, "{}", r.table());
     assert!(r.gauges.contains_key("server_rss_after_kib"));
+    assert!(r.gauges.contains_key("server_rss_before_kib"));
+    assert!(r.gauges.contains_key("server_rss_start_kib"));
 
     let r = scenario::history::run(
         &common,

@@ -51,6 +51,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let opts = tern_store::OpenOptions {
         max_connections: config.store.max_connections,
+        sqlite_cache_kib: config.store.sqlite_cache_kib,
+        sqlite_mmap_mib: config.store.sqlite_mmap_mib,
+        sqlite_checkpoint_pages: config.store.sqlite_checkpoint_pages,
     };
     let store = tern_store::open(&url, opts)
         .await
@@ -83,10 +86,32 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Builds, binds and starts serving.
+/// A listener on `addr` with room for `backlog` connections not accepted
+/// yet (the kernel caps it at `net.core.somaxconn`). A connect burst beyond
+/// the backlog is dropped by the kernel and retried by the client a second
+/// later, so the default is well above tokio's 1024.
+async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
+}
+
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = config.http_addr.clone();
+    let backlog = config.limits.listen_backlog;
     let state = build_state(config).await?;
-    let listener = TcpListener::bind(&addr)
+    let listener = listen(&addr, backlog)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let http_addr = listener.local_addr()?;

@@ -101,6 +101,9 @@ pub struct LimitsConfig {
     /// How often idle per-address and per-username limiter state is trimmed,
     /// ms. Default 60000.
     pub limiter_sweep_ms: u64,
+    /// Connections the kernel queues before the server accepts them (capped
+    /// by `net.core.somaxconn`). Default 4096.
+    pub listen_backlog: u32,
 }
 
 /// `[store]`: database pool and the group-commit writer.
@@ -114,6 +117,16 @@ pub struct StoreConfig {
     /// Sends waiting for the writer; when full, new sends wait (the
     /// connection stops reading its socket). Default 20000.
     pub queue_capacity: usize,
+    /// How often the last-seen times of users who came online or went
+    /// offline are written (one statement for all of them), ms. Default 1000.
+    pub last_seen_flush_ms: u64,
+    /// SQLite page cache per connection, KiB. Default 16384.
+    pub sqlite_cache_kib: u64,
+    /// SQLite memory-mapped reads per connection, MiB (0 = off). Default 256.
+    pub sqlite_mmap_mib: u64,
+    /// SQLite copies its write-ahead log into the database file once the log
+    /// holds this many 4 KiB pages. Default 10000.
+    pub sqlite_checkpoint_pages: u32,
 }
 
 /// `[moderation]`: the banned-word filter on message bodies.
@@ -217,6 +230,7 @@ impl Default for LimitsConfig {
             login_per_user_per_min: 10,
             login_per_ip_per_min: 60,
             limiter_sweep_ms: 60_000,
+            listen_backlog: 4096,
         }
     }
 }
@@ -227,6 +241,10 @@ impl Default for StoreConfig {
             max_connections: 8,
             batch_max: 512,
             queue_capacity: 20_000,
+            last_seen_flush_ms: 1000,
+            sqlite_cache_kib: 16 * 1024,
+            sqlite_mmap_mib: 256,
+            sqlite_checkpoint_pages: 10_000,
         }
     }
 }

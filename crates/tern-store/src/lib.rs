@@ -33,11 +33,26 @@ pub struct OpenOptions {
     /// Pool size: PostgreSQL connections, or SQLite reader connections (SQLite
     /// always writes through exactly one more). Default 8.
     pub max_connections: u32,
+    /// SQLite page cache of each connection, KiB. Default 16384 (16 MiB).
+    pub sqlite_cache_kib: u64,
+    /// SQLite memory-mapped I/O window per connection, MiB (0 = off).
+    /// Default 256.
+    pub sqlite_mmap_mib: u64,
+    /// SQLite moves the WAL into the database file once the WAL holds this
+    /// many pages (4 KiB each). Hot pages (conversation counters, index
+    /// leaves) are rewritten by every batch; a larger WAL copies each of them
+    /// once per checkpoint instead of once per few batches. Default 10000.
+    pub sqlite_checkpoint_pages: u32,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { max_connections: 8 }
+        Self {
+            max_connections: 8,
+            sqlite_cache_kib: 16 * 1024,
+            sqlite_mmap_mib: 256,
+            sqlite_checkpoint_pages: 10_000,
+        }
     }
 }
 
@@ -85,8 +100,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
 
-    /// Records when the user's last session ended (or, while online, started).
-    async fn set_last_seen(&self, username: &str, ts_ms: i64) -> StoreResult<()>;
+    /// Records when each user's last session ended (or, while online,
+    /// started), all in one statement. A stored time never moves backwards;
+    /// unknown users are skipped.
+    async fn set_last_seen_many(&self, items: &[(&str, i64)]) -> StoreResult<()>;
 
     /// Bans or unbans. `Ok(false)` when no such user.
     async fn set_banned(&self, username: &str, banned: bool) -> StoreResult<bool>;

@@ -388,13 +388,21 @@ impl Store for PostgresStore {
         Ok(row.map(user_from_row))
     }
 
-    async fn set_last_seen(&self, username: &str, ts_ms: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_seen = $2 WHERE username = $1")
-            .bind(username)
-            .bind(ts_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+    async fn set_last_seen_many(&self, items: &[(&str, i64)]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (users, times): (Vec<&str>, Vec<i64>) = items.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE users SET last_seen = GREATEST(COALESCE(users.last_seen, 0), x.ts) \
+             FROM UNNEST($1::text[], $2::bigint[]) AS x (username, ts) \
+             WHERE users.username = x.username",
+        )
+        .bind(users)
+        .bind(times)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 

@@ -51,11 +51,21 @@ const BUMP_CONVS: &str = "INSERT INTO conversations (conv, kind, last_seq, last_
      last_ts = max(conversations.last_ts, excluded.last_ts) \
      RETURNING conv, last_seq";
 
-/// `[[conv, seq, mid, sender, body, kind, ts, cmid, meta], …]`.
-const INSERT_MESSAGES: &str = "INSERT INTO messages \
-     (conv, seq, mid, sender, body, kind, ts, cmid, meta) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-     value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each(?1)";
+/// Rows per multi-row `INSERT INTO messages`, largest first: a batch is
+/// stored in chunks of these sizes, so only these few statements are ever
+/// prepared (and cached). Binding plain values is cheaper for SQLite than
+/// extracting them from a JSON parameter.
+const INSERT_CHUNKS: [usize; 4] = [128, 16, 4, 1];
+
+/// The `INSERT INTO messages` statement of each size of [`INSERT_CHUNKS`].
+static INSERT_MESSAGES: std::sync::LazyLock<[String; 4]> =
+    std::sync::LazyLock::new(|| INSERT_CHUNKS.map(insert_messages_sql));
+
+fn insert_messages_sql(rows: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let values = vec![row; rows].join(", ");
+    format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {values}")
+}
 
 /// `[[conv, username, joined_at], …]`.
 const INSERT_MEMBERS: &str = "INSERT INTO conv_members (conv, username, read_seq, joined_at) \
@@ -131,7 +141,17 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("cache_size", format!("-{}", opts.sqlite_cache_kib))
+            .pragma(
+                "mmap_size",
+                opts.sqlite_mmap_mib.saturating_mul(1 << 20).to_string(),
+            )
+            .pragma("temp_store", "memory")
+            .pragma(
+                "wal_autocheckpoint",
+                opts.sqlite_checkpoint_pages.to_string(),
+            );
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory {
             create_parent_dir(options.get_filename())?;
@@ -235,30 +255,7 @@ async fn store_fresh(
         .fetch_all(&mut *conn)
         .await?;
     let seqs = fresh.seqs(&last.into_iter().collect())?;
-    let rows: Vec<_> = fresh
-        .msgs
-        .iter()
-        .zip(&fresh.convs)
-        .zip(&seqs)
-        .map(|((m, conv), seq)| {
-            let meta = m.meta.as_ref().map(|meta| meta.as_str());
-            (
-                conv,
-                seq,
-                &m.mid,
-                &m.from,
-                &m.body,
-                m.kind.as_str(),
-                m.ts,
-                &m.cmid,
-                meta,
-            )
-        })
-        .collect();
-    sqlx::query(INSERT_MESSAGES)
-        .bind(json(&rows)?)
-        .execute(&mut *conn)
-        .await?;
+    insert_messages(conn, fresh, &seqs).await?;
     let members = fresh.first_members(&seqs);
     if !members.is_empty() {
         sqlx::query(INSERT_MEMBERS)
@@ -273,8 +270,38 @@ async fn store_fresh(
     Ok(seqs)
 }
 
-/// Group `id` as seen by `conn` (inside a write transaction: as it stands
-/// in that transaction).
+/// Inserts the rows of `fresh` (with their `seqs`) in chunks of
+/// [`INSERT_CHUNKS`] rows.
+async fn insert_messages(
+    conn: &mut SqliteConnection,
+    fresh: &Fresh<'_>,
+    seqs: &[i64],
+) -> Result<(), TxFailure> {
+    let rows: Vec<_> = fresh.msgs.iter().zip(&fresh.convs).zip(seqs).collect();
+    let mut rest = &rows[..];
+    for (size, sql) in INSERT_CHUNKS.iter().zip(INSERT_MESSAGES.iter()) {
+        while rest.len() >= *size {
+            let (chunk, tail) = rest.split_at(*size);
+            rest = tail;
+            let mut query = sqlx::query(sql);
+            for ((m, conv), seq) in chunk {
+                query = query
+                    .bind(conv.as_str())
+                    .bind(**seq)
+                    .bind(m.mid.as_str())
+                    .bind(m.from.as_str())
+                    .bind(m.body.as_str())
+                    .bind(m.kind.as_str())
+                    .bind(m.ts)
+                    .bind(m.cmid.as_str())
+                    .bind(m.meta.as_ref().map(|meta| meta.as_str()));
+            }
+            query.execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The group as a change just left it, inside that change's transaction
 /// (the caller locked or created it, so it must be there).
 async fn group_after_change(conn: &mut SqliteConnection, id: &str) -> StoreResult<GroupRecord> {
@@ -393,13 +420,19 @@ impl Store for SqliteStore {
         Ok(row.map(crate::common::user_from_row))
     }
 
-    async fn set_last_seen(&self, username: &str, ts_ms: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_seen = ?2 WHERE username = ?1")
-            .bind(username)
-            .bind(ts_ms)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+    async fn set_last_seen_many(&self, items: &[(&str, i64)]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let items = serde_json::to_string(items).map_err(|e| StoreError::Other(e.to_string()))?;
+        sqlx::query(
+            "UPDATE users SET last_seen = max(coalesce(users.last_seen, 0), j.value ->> 1) \
+             FROM json_each(?1) AS j WHERE users.username = j.value ->> 0",
+        )
+        .bind(items)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 

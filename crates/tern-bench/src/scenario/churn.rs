@@ -1,8 +1,8 @@
 //! `churn`: C loops connect, authenticate, (hold) and disconnect
 //! continuously for T seconds. The server's RSS (from `/proc/<pid>` with
-//! `--server-pid`, else from `/admin/stats`) is read at the start, every
-//! second during the churn, and `--settle` seconds after it: memory must
-//! come back to its start.
+//! `--server-pid`, else from `/admin/stats`) is read before the churn, after
+//! `--warmup` seconds of it (the reference), every second during it, and
+//! `--settle` seconds after it: memory must come back to the reference.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +19,21 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     report.param("duration_s", args.duration);
     report.param("concurrency", args.concurrency);
     report.param("hold_ms", args.hold_ms);
+    let warmup = Duration::from_secs(args.warmup.min(args.duration));
+    report.param("warmup_s", warmup.as_secs());
     let (mem, source) = MemSource::detect(common).await;
     report.memory_source = source;
-    let start_rss = match &mem {
+    let cold_rss = match &mem {
         Some(m) => m.rss_kib().await,
         None => None,
     };
+    // The reference RSS, read once the churn has warmed up.
+    let warm_rss = mem.clone().map(|m| {
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            m.rss_kib().await
+        })
+    });
     let sampler = mem
         .clone()
         .map(|m| RssSampler::start(m, Duration::from_secs(1)));
@@ -95,7 +104,14 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     report.elapsed_s = elapsed.as_secs_f64();
     report.rate("cycles", per_sec(report.counter("cycles"), elapsed));
     report.count("failed", 0);
-    if let (Some(mem), Some(sampler), Some(start)) = (mem, sampler, start_rss) {
+    let start = match warm_rss {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    if let Some(cold) = cold_rss {
+        report.gauge("server_rss_before_kib", cold as f64);
+    }
+    if let (Some(mem), Some(sampler), Some(start)) = (mem, sampler, start) {
         let during = sampler.finish().await;
         tokio::time::sleep(Duration::from_secs(args.settle)).await;
         report.gauge("server_rss_start_kib", start as f64);

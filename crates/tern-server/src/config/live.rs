@@ -63,12 +63,17 @@ pub const RESTART_ONLY: &[&str] = &[
     // The writer task takes its batch size once, at start.
     "store.batch_max",
     "store.queue_capacity",
+    "store.last_seen_flush_ms",
+    "store.sqlite_cache_kib",
+    "store.sqlite_mmap_mib",
+    "store.sqlite_checkpoint_pages",
     "log.format",
     // The governor rate limiters are built once with their quotas.
     "limits.connects_per_sec_per_ip",
     "limits.login_per_user_per_min",
     "limits.login_per_ip_per_min",
     "limits.limiter_sweep_ms",
+    "limits.listen_backlog",
     // The webhook's client and queue are built once; whether it runs at all
     // is decided at start.
     "push.webhook_url",

@@ -44,7 +44,10 @@ pub struct Hub {
     live: LiveConfig,
     pub store: Arc<dyn Store>,
     pub registry: Arc<SessionRegistry>,
-    pub presence: Presence,
+    pub presence: Arc<Presence>,
+    /// Stops the last_seen flusher (it flushes once more on the way out).
+    presence_stop: tokio_util::sync::CancellationToken,
+    presence_task: Mutex<Option<JoinHandle<()>>>,
     pub delivery: Arc<Delivery>,
     /// Group memberships, in memory for the send path and fan-out.
     pub groups: Arc<GroupDirectory>,
@@ -88,10 +91,18 @@ impl Hub {
         let http_sends =
             user_limits::UserSendLimits::new(config.limits.send_rate, config.limits.send_burst);
         let node_id = node_id(&config.node_id);
+        let presence = Arc::new(Presence::new(registry.clone(), store.clone()));
+        let presence_stop = tokio_util::sync::CancellationToken::new();
+        let presence_task = tokio::spawn(presence.clone().run_flusher(
+            std::time::Duration::from_millis(config.store.last_seen_flush_ms),
+            presence_stop.clone(),
+        ));
         Arc::new(Self {
             http_sends,
             node_id,
-            presence: Presence::new(registry.clone(), store.clone()),
+            presence,
+            presence_stop,
+            presence_task: Mutex::new(Some(presence_task)),
             live: LiveConfig::new(config.clone()),
             config,
             store,
@@ -218,6 +229,18 @@ impl Hub {
         // After the writer and fan-out: their last messages may have queued events.
         if let Some(push) = self.delivery.push() {
             push.shutdown().await;
+        }
+        // Sessions are gone by now: their last_seen times get written.
+        self.presence_stop.cancel();
+        let task = self
+            .presence_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "last_seen flusher failed");
+            }
         }
     }
 

@@ -1,8 +1,13 @@
 //! Presence: who watches whom, last-seen times, and the pushes sent when a
 //! user comes online (first session) or goes offline (last session ends).
+//! Last-seen times are written to the store in coalesced batches (one
+//! statement per flush, one row per user however often it flapped), so a
+//! reconnect storm costs memory bounded by the users involved and a few
+//! writes, not one database write per connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tern_proto::{encode_server, PresenceItem, ServerFrame};
 use tern_store::Store;
@@ -18,8 +23,13 @@ pub struct Presence {
     /// Last-seen times learned since start (the store has older ones).
     /// Bounded by the users online: an offline user's entry is dropped once
     /// its last_seen is stored.
-    last_seen: Arc<Mutex<HashMap<Arc<str>, i64>>>,
+    last_seen: Mutex<HashMap<Arc<str>, i64>>,
+    /// Last-seen times not yet written: the newest per user.
+    unsaved: Mutex<HashMap<Arc<str>, i64>>,
 }
+
+/// Most users written by one statement of a flush.
+const FLUSH_CHUNK: usize = 1000;
 
 impl Presence {
     pub fn new(registry: Arc<SessionRegistry>, store: Arc<dyn Store>) -> Self {
@@ -27,7 +37,50 @@ impl Presence {
             registry,
             store,
             watchers: Mutex::default(),
-            last_seen: Arc::default(),
+            last_seen: Mutex::default(),
+            unsaved: Mutex::default(),
+        }
+    }
+
+    /// Writes the unsaved last-seen times every `every` until `stop`, then
+    /// once more.
+    pub async fn run_flusher(
+        self: Arc<Self>,
+        every: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.flush().await,
+                _ = stop.cancelled() => break,
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Writes every unsaved last-seen time. On failure they stay unsaved
+    /// (unless a newer time came meanwhile) for the next flush.
+    pub async fn flush(&self) {
+        let batch: Vec<(Arc<str>, i64)> = lock(&self.unsaved).drain().collect();
+        for chunk in batch.chunks(FLUSH_CHUNK) {
+            let items: Vec<(&str, i64)> = chunk.iter().map(|(u, ts)| (&**u, *ts)).collect();
+            if let Err(e) = self.store.set_last_seen_many(&items).await {
+                tracing::warn!(error = %e, users = chunk.len(), "could not store last_seen");
+                let mut unsaved = lock(&self.unsaved);
+                for (user, ts) in chunk {
+                    unsaved.entry(user.clone()).or_insert(*ts);
+                }
+                continue;
+            }
+            // Stored: an offline user's time is now the store's to answer.
+            let mut map = lock(&self.last_seen);
+            for (user, ts) in chunk {
+                if map.get(user) == Some(ts) && !self.registry.is_online(user) {
+                    map.remove(user);
+                }
+            }
         }
     }
 
@@ -114,29 +167,22 @@ impl Presence {
         }
     }
 
-    /// Stores `ts` as the user's last_seen. Once stored, an offline user's
-    /// in-memory entry is dropped (the store answers from then on), so the
-    /// map does not grow with every user ever seen.
+    /// Marks `ts` as the user's last_seen to store at the next flush. Once
+    /// stored, an offline user's in-memory entry is dropped (the store
+    /// answers from then on), so the map does not grow with every user ever
+    /// seen.
     fn persist_last_seen(&self, user: &Arc<str>, ts: i64) {
-        let store = self.store.clone();
-        let registry = self.registry.clone();
-        let map = self.last_seen.clone();
-        let user = user.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.set_last_seen(&user, ts).await {
-                tracing::warn!(error = %e, user = %user, "could not store last_seen");
-                return;
-            }
-            let mut map = lock(&map);
-            if map.get(&user) == Some(&ts) && !registry.is_online(&user) {
-                map.remove(&user);
-            }
-        });
+        lock(&self.unsaved).insert(user.clone(), ts);
     }
 
     /// Users with an in-memory last_seen (for tests and stats).
     pub fn cached_len(&self) -> usize {
         lock(&self.last_seen).len()
+    }
+
+    /// Users whose last_seen is not stored yet (for tests and stats).
+    pub fn unsaved_len(&self) -> usize {
+        lock(&self.unsaved).len()
     }
 }
 

@@ -2,7 +2,8 @@
 //! (up to `store.batch_max`), stores them in ONE transaction, then answers
 //! each sender and fans the new messages out. Under load the queue fills
 //! while a commit runs, so batches grow by themselves; when idle a lone send
-//! is committed at once (no fixed linger).
+//! is committed at once (no fixed linger). Answering a committed batch runs
+//! in a second task, overlapping the next commit.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,6 +56,11 @@ async fn run(
     fanout: FanOut,
     batch_max: usize,
 ) {
+    // Answering and fanning out a committed batch overlaps the next commit:
+    // a second task takes committed batches in commit order (so pushes keep
+    // seq order), while this one goes straight back to the store.
+    let (done_tx, done_rx) = mpsc::channel(FINISHED_BATCHES_IN_FLIGHT);
+    let finisher = tokio::spawn(finish_batches(done_rx, fanout));
     let mut batch = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let (messages, waiting): (Vec<_>, Vec<_>) = batch
@@ -66,6 +72,25 @@ async fn run(
         let results = store.append(messages).await;
         metrics::histogram!(m::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::STORE_BATCH_SIZE).record(n as f64);
+        if done_tx.send((waiting, results)).await.is_err() {
+            tracing::error!("the writer's finishing task is gone; {n} committed sends unanswered");
+        }
+    }
+    drop(done_tx);
+    if let Err(e) = finisher.await {
+        tracing::error!(error = %e, "the writer's finishing task failed");
+    }
+}
+
+/// Committed batches waiting to be answered while the next one commits.
+const FINISHED_BATCHES_IN_FLIGHT: usize = 2;
+
+type Committed = (Vec<(ReplyTo, Instant)>, Vec<StoreResult<Appended>>);
+
+/// Answers every sender of each committed batch and fans the new messages
+/// out, batch after batch in commit order.
+async fn finish_batches(mut rx: mpsc::Receiver<Committed>, fanout: FanOut) {
+    while let Some((waiting, results)) = rx.recv().await {
         for ((reply, accepted), result) in waiting.into_iter().zip(results) {
             finish(&fanout, reply, accepted, result).await;
         }

@@ -40,12 +40,28 @@ pub async fn users(store: Arc<dyn Store>) {
     assert!(!store.get_user("alice").await.unwrap().unwrap().banned);
     assert!(!store.set_banned("nobody", true).await.unwrap());
 
-    store.set_last_seen("bob", 5_000).await.unwrap();
+    store
+        .set_last_seen_many(&[("bob", 5_000), ("nobody", 5_000)])
+        .await
+        .unwrap();
     assert_eq!(
         store.get_user("bob").await.unwrap().unwrap().last_seen,
         Some(5_000)
     );
-    store.set_last_seen("nobody", 5_000).await.unwrap();
+    // Never backwards; an empty batch is a no-op.
+    store
+        .set_last_seen_many(&[("bob", 4_000), ("alice", 7_000)])
+        .await
+        .unwrap();
+    store.set_last_seen_many(&[]).await.unwrap();
+    assert_eq!(
+        store.get_user("bob").await.unwrap().unwrap().last_seen,
+        Some(5_000)
+    );
+    assert_eq!(
+        store.get_user("alice").await.unwrap().unwrap().last_seen,
+        Some(7_000)
+    );
 
     let ab = direct("alice", "bob");
     send(&store, msg(&ab, "alice", "c1", "hi", 1)).await;

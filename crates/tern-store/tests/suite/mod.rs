@@ -39,7 +39,10 @@ enum Kind {
 }
 
 fn opts() -> OpenOptions {
-    OpenOptions { max_connections: 4 }
+    OpenOptions {
+        max_connections: 4,
+        ..OpenOptions::default()
+    }
 }
 
 impl Backend {

@@ -200,6 +200,13 @@ fn check_store_and_log(c: &Config, p: &mut Problems) {
     p.positive("store.max_connections", u64::from(c.store.max_connections));
     p.positive("store.batch_max", c.store.batch_max as u64);
     p.positive("store.queue_capacity", c.store.queue_capacity as u64);
+    p.positive("limits.listen_backlog", u64::from(c.limits.listen_backlog));
+    p.positive("store.last_seen_flush_ms", c.store.last_seen_flush_ms);
+    p.positive("store.sqlite_cache_kib", c.store.sqlite_cache_kib);
+    p.positive(
+        "store.sqlite_checkpoint_pages",
+        u64::from(c.store.sqlite_checkpoint_pages),
+    );
     if !matches!(c.log.format.as_str(), "text" | "json") {
         p.add(
             "log.format",
