@@ -51,15 +51,18 @@ const BUMP_CONVS: &str = "INSERT INTO conversations (conv, kind, last_seq, last_
      last_ts = max(conversations.last_ts, excluded.last_ts) \
      RETURNING conv, last_seq";
 
-/// Rows per multi-row `INSERT INTO messages`, largest first: a batch is
-/// stored in chunks of these sizes, so only these few statements are ever
-/// prepared (and cached). Binding plain values is cheaper for SQLite than
-/// extracting them from a JSON parameter.
-const INSERT_CHUNKS: [usize; 4] = [128, 16, 4, 1];
+/// Most rows per multi-row `INSERT INTO messages` (9 parameters each, well
+/// under SQLite's 32766). A batch goes in as one statement of exactly its
+/// size: binding plain values is cheaper for SQLite than extracting them
+/// from a JSON parameter, and each statement is a round trip to the
+/// connection's thread, so fewer is faster. Preparing a statement of a new
+/// size costs less than those round trips; only the one-row statement is
+/// kept prepared.
+const INSERT_CHUNK_MAX: usize = 512;
 
-/// The `INSERT INTO messages` statement of each size of [`INSERT_CHUNKS`].
-static INSERT_MESSAGES: std::sync::LazyLock<[String; 4]> =
-    std::sync::LazyLock::new(|| INSERT_CHUNKS.map(insert_messages_sql));
+/// The one-row `INSERT INTO messages`, kept prepared.
+static INSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_messages_sql(1));
 
 fn insert_messages_sql(rows: usize) -> String {
     let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -270,34 +273,36 @@ async fn store_fresh(
     Ok(seqs)
 }
 
-/// Inserts the rows of `fresh` (with their `seqs`) in chunks of
-/// [`INSERT_CHUNKS`] rows.
+/// Inserts the rows of `fresh` (with their `seqs`), in statements of at
+/// most [`INSERT_CHUNK_MAX`] rows.
 async fn insert_messages(
     conn: &mut SqliteConnection,
     fresh: &Fresh<'_>,
     seqs: &[i64],
 ) -> Result<(), TxFailure> {
     let rows: Vec<_> = fresh.msgs.iter().zip(&fresh.convs).zip(seqs).collect();
-    let mut rest = &rows[..];
-    for (size, sql) in INSERT_CHUNKS.iter().zip(INSERT_MESSAGES.iter()) {
-        while rest.len() >= *size {
-            let (chunk, tail) = rest.split_at(*size);
-            rest = tail;
-            let mut query = sqlx::query(sql);
-            for ((m, conv), seq) in chunk {
-                query = query
-                    .bind(conv.as_str())
-                    .bind(**seq)
-                    .bind(m.mid.as_str())
-                    .bind(m.from.as_str())
-                    .bind(m.body.as_str())
-                    .bind(m.kind.as_str())
-                    .bind(m.ts)
-                    .bind(m.cmid.as_str())
-                    .bind(m.meta.as_ref().map(|meta| meta.as_str()));
-            }
-            query.execute(&mut *conn).await?;
+    for chunk in rows.chunks(INSERT_CHUNK_MAX) {
+        let sized;
+        let (sql, keep) = if chunk.len() == 1 {
+            (INSERT_ONE.as_str(), true)
+        } else {
+            sized = insert_messages_sql(chunk.len());
+            (sized.as_str(), false)
+        };
+        let mut query = sqlx::query(sql).persistent(keep);
+        for ((m, conv), seq) in chunk {
+            query = query
+                .bind(conv.as_str())
+                .bind(**seq)
+                .bind(m.mid.as_str())
+                .bind(m.from.as_str())
+                .bind(m.body.as_str())
+                .bind(m.kind.as_str())
+                .bind(m.ts)
+                .bind(m.cmid.as_str())
+                .bind(m.meta.as_ref().map(|meta| meta.as_str()));
         }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

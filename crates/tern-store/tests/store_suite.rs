@@ -66,6 +66,7 @@ suite! {
     store: [
         seq_gap_free_under_concurrency,
         idempotent_resend,
+        large_batch,
         no_orphan_group_conversations,
         history_paging,
         read_pointers,

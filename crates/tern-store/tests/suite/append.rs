@@ -281,3 +281,35 @@ pub async fn corrupt_rows_are_errors(b: &Backend) {
     ));
     assert_eq!(results[2].as_ref().unwrap().message.seq, 3);
 }
+
+/// One append bigger than any single statement of a backend (SQLite inserts
+/// at most 512 rows per statement): every message stored, in input order,
+/// seqs gap-free per conversation, a resend inside the batch recognised.
+pub async fn large_batch(store: Arc<dyn Store>) {
+    let convs = [direct("alice", "bob"), direct("carol", "dave")];
+    let mut batch: Vec<_> = (0..1300)
+        .map(|i| {
+            let from = if i % 2 == 0 { "alice" } else { "carol" };
+            msg(&convs[i % 2], from, &format!("big-{i}"), "x", i as i64)
+        })
+        .collect();
+    batch.push(msg(&convs[0], "alice", "big-0", "again", 9_999));
+    let results = store.append(batch).await;
+    assert_eq!(results.len(), 1301);
+    for (i, r) in results.iter().take(1300).enumerate() {
+        let a = r.as_ref().unwrap();
+        assert!(!a.duplicate);
+        assert_eq!(a.message.cmid, format!("big-{i}"));
+        assert_eq!(a.message.seq, (i / 2 + 1) as u64);
+    }
+    let again = results[1300].as_ref().unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.seq, 1);
+    for conv in &convs {
+        let page = store
+            .history(conv, Page::Latest { limit: 1 })
+            .await
+            .unwrap();
+        assert_eq!(page.items[0].seq, 650);
+    }
+}
