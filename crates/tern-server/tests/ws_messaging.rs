@@ -392,3 +392,30 @@ async fn last_seen_is_kept_in_memory_only_while_needed() {
     assert_eq!(r["items"][0]["online"], false);
     assert!(r["items"][0]["last_seen"].as_i64().unwrap() > 1_700_000_000_000);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_writes_pending_last_seen() {
+    // A flush interval longer than the test: only the shutdown writes.
+    let mut srv = TestServer::with(|c| c.store.last_seen_flush_ms = 3_600_000).await;
+    let dave = srv.connect("dave").await;
+    drop(dave);
+    let running = srv.server.take().unwrap();
+    let hub = running.state.hub.clone();
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while hub.registry.is_online("dave") {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "dave never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hub.presence.unsaved_len(), 1, "dave's last_seen waits");
+    let url = running.state.config.effective_database_url();
+    running.shutdown().await;
+    let store = tern_store::open(&url, tern_store::OpenOptions::default())
+        .await
+        .unwrap();
+    let dave = store.get_user("dave").await.unwrap().unwrap();
+    assert!(dave.last_seen.unwrap() > 1_700_000_000_000);
+    store.close().await;
+}
