@@ -261,6 +261,18 @@ pub async fn run_parent(
     let (mut merged, held) = tokio::time::timeout_at(end, work)
         .await
         .map_err(|_| anyhow!("workers passed the deadline of {deadline:?}; killed"))??;
+    // The workers report their share of what `Scenario::share` splits; the
+    // merged report states the whole run.
+    match scenario {
+        Scenario::Idle(a) => merged.param("count", a.count),
+        Scenario::Connect(a) => {
+            merged.param("count", a.count);
+            merged.param("concurrency", a.concurrency);
+        }
+        Scenario::Direct(a) => merged.param("pairs", a.pairs),
+        Scenario::Churn(a) => merged.param("concurrency", a.concurrency),
+        Scenario::Fanout(_) | Scenario::History(_) => {}
+    }
     let during = match sampler {
         Some(s) => s.finish().await,
         None => Vec::new(),

@@ -171,6 +171,25 @@ async fn every_scenario_at_tiny_scale() {
     assert_eq!(r.latencies["delivery"].len(), 400);
     assert!(r.gauges.contains_key("provision_s"), "{}", r.table());
     assert!(r.rates["deliveries"] > 0.0);
+    // Direct over two workers: the report states the whole run (5 pairs),
+    // not one worker's share.
+    let r = procs::run_parent(
+        &two,
+        &Scenario::Direct(DirectArgs {
+            pairs: 5,
+            window: 2,
+            duration: 1,
+            grace: 5,
+            body_bytes: 16,
+        }),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    println!("{}", r.json_line());
+    assert_eq!(r.params["pairs"], 5, "{}", r.table());
+    assert!(r.counter("delivered") > 0, "{}", r.table());
+    assert_eq!(r.counter("lost") + r.counter("duplicated"), 0);
     // Again: the users exist now, no provisioning; an odd split (7 + 6).
     let r = procs::run_parent(
         &two,
