@@ -40,19 +40,22 @@ impl Delivery {
         self.push.as_ref()
     }
 
-    /// A new message: to every session of every member but `except`.
-    pub fn message(&self, msg: &Message, except: Option<u64>) {
+    /// A new message in a direct conversation: to every session of both
+    /// parties but `except`, and offline push events.
+    fn direct_message(&self, msg: &Message, except: Option<u64>) {
         let frame = encode_server(&ServerFrame::Msg(msg.clone()));
         self.to_members(&msg.conv, None, &frame, except);
         self.notify_offline(msg);
     }
 
-    /// Like [`Self::message`], for the fan-out workers: a large group is
-    /// pushed in chunks, yielding between them so other tasks keep running.
+    /// A new message, for the fan-out workers: to every session of every
+    /// member but `except`, and offline push events for members with no
+    /// session. A large group is pushed in chunks, yielding between them so
+    /// other tasks keep running.
     pub async fn message_chunked(&self, msg: &Message, except: Option<u64>) {
         const CHUNK: usize = 4096;
         let ConvId::Group(id) = &msg.conv else {
-            return self.message(msg, except);
+            return self.direct_message(msg, except);
         };
         let Some(members) = self.groups.members(id) else {
             return;
@@ -60,36 +63,33 @@ impl Delivery {
         let frame = encode_server(&ServerFrame::Msg(msg.clone()));
         let mut pushed = 0;
         for (i, user) in members.iter().enumerate() {
-            pushed += self.push_to(user, &frame, except);
+            let (n, online) = self.push_to(user, &frame, except);
+            pushed += n;
+            // The offline-push check rides on the same registry lookup.
+            if !online && user != msg.from {
+                if let Some(push) = &self.push {
+                    push.offline(user, msg);
+                }
+            }
             if i % CHUNK == CHUNK - 1 {
                 tokio::task::yield_now().await;
             }
         }
         metrics::counter!(m::PUSHES_DELIVERED).increment(pushed as u64);
-        self.notify_offline(msg);
     }
 
-    /// A push event for every member but the sender with no session here.
+    /// A push event for each party of a direct conversation, but the
+    /// sender, with no session here. (Group members are checked during the
+    /// fan-out itself, on the same registry lookup.)
     fn notify_offline(&self, msg: &Message) {
         let Some(push) = &self.push else { return };
-        match &msg.conv {
-            ConvId::Direct { a, b } => {
-                let members = if a == b { &[a][..] } else { &[a, b][..] };
-                for user in members {
-                    if **user != msg.from && !self.registry.is_online(user) {
-                        push.offline(user, msg);
-                    }
-                }
-            }
-            ConvId::Group(id) => {
-                let Some(members) = self.groups.members(id) else {
-                    return;
-                };
-                for user in members.iter() {
-                    if user != msg.from && !self.registry.is_online(user) {
-                        push.offline(user, msg);
-                    }
-                }
+        let ConvId::Direct { a, b } = &msg.conv else {
+            return;
+        };
+        let parties = if a == b { &[a][..] } else { &[a, b][..] };
+        for user in parties {
+            if **user != msg.from && !self.registry.is_online(user) {
+                push.offline(user, msg);
             }
         }
     }
@@ -116,20 +116,22 @@ impl Delivery {
 
     /// Pushes `frame` to every session of `user` but `except`.
     pub fn to_user(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
-        let n = self.push_to(user, frame, except);
+        let (n, _) = self.push_to(user, frame, except);
         metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
         n
     }
 
     /// Pushes to every session of `user` but `except`; counts the pushes.
-    fn push_to(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
+    /// Queues `frame` on every session of `user` but `except`: how many
+    /// took it, and whether the user is online at all.
+    fn push_to(&self, user: &str, frame: &Bytes, except: Option<u64>) -> (usize, bool) {
         let mut n = 0;
-        self.registry.for_each_session(user, |s| {
+        let online = self.registry.for_each_session(user, |s| {
             if Some(s.id) != except && s.push(frame.clone()) == Pushed::Queued {
                 n += 1;
             }
         });
-        n
+        (n, online)
     }
 
     fn to_members(

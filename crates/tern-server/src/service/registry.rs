@@ -132,10 +132,15 @@ impl SessionRegistry {
     }
 
     /// Calls `f` on every live session of `user` (under the shard lock: `f`
-    /// must be quick and must not touch the registry).
-    pub fn for_each_session(&self, user: &str, mut f: impl FnMut(&Arc<Session>)) {
-        if let Some(list) = self.shard(user).get(user) {
-            list.iter().for_each(&mut f);
+    /// must be quick and must not touch the registry). Returns whether the
+    /// user is online (has a session here).
+    pub fn for_each_session(&self, user: &str, mut f: impl FnMut(&Arc<Session>)) -> bool {
+        match self.shard(user).get(user) {
+            Some(list) => {
+                list.iter().for_each(&mut f);
+                true
+            }
+            None => false,
         }
     }
 
