@@ -237,14 +237,16 @@ impl Default for LimitsConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
+        // The database settings default to what the store itself defaults to.
+        let db = tern_store::OpenOptions::default();
         Self {
-            max_connections: 8,
+            max_connections: db.max_connections,
             batch_max: 512,
             queue_capacity: 20_000,
             last_seen_flush_ms: 1000,
-            sqlite_cache_kib: 16 * 1024,
-            sqlite_mmap_mib: 256,
-            sqlite_checkpoint_pages: 10_000,
+            sqlite_cache_kib: db.sqlite_cache_kib,
+            sqlite_mmap_mib: db.sqlite_mmap_mib,
+            sqlite_checkpoint_pages: db.sqlite_checkpoint_pages,
         }
     }
 }

@@ -219,8 +219,7 @@ type IndexedRow = (
 );
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, TxFailure> {
-    serde_json::to_string(value)
-        .map_err(|e| TxFailure::from(StoreError::Other(format!("encoding batch: {e}"))))
+    json_arg(value).map_err(TxFailure::from)
 }
 
 /// The messages of `msgs` already stored, by index.
@@ -429,7 +428,7 @@ impl Store for SqliteStore {
         if items.is_empty() {
             return Ok(());
         }
-        let items = serde_json::to_string(items).map_err(|e| StoreError::Other(e.to_string()))?;
+        let items = json_arg(&items)?;
         sqlx::query(
             "UPDATE users SET last_seen = max(coalesce(users.last_seen, 0), j.value ->> 1) \
              FROM json_each(?1) AS j WHERE users.username = j.value ->> 0",
