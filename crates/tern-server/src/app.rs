@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 use crate::auth::Authenticator;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::http::client_ip::TrustedProxies;
+use crate::listener::ListenerParams;
 use crate::logging::LogHandle;
 use crate::reload::{ReloadError, Reloaded};
 use crate::service::moderation::WordFilter;
@@ -26,7 +28,7 @@ pub struct RunningServer {
     /// The bound HTTP/WebSocket address (useful with port 0).
     pub http_addr: SocketAddr,
     pub state: AppState,
-    serve: JoinHandle<std::io::Result<()>>,
+    serve: JoinHandle<()>,
 }
 
 /// Opens the store and builds the shared state.
@@ -65,8 +67,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     hub.load_groups()
         .await
         .context("loading group memberships")?;
+    let proxies = TrustedProxies::parse(&config.http.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))?;
     Ok(AppState {
-        abuse_limits: crate::gateway::AbuseLimits::new(&config.limits),
+        abuse_limits: crate::gateway::AbuseLimits::with_proxies(&config.limits, proxies),
         config,
         store,
         auth: Arc::new(auth),
@@ -81,11 +85,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::gateway::ws_handler))
         .merge(crate::http::groups::routes())
         .merge(crate::http::chat::routes())
-        .merge(crate::http::admin::routes());
+        .merge(crate::http::admin::routes())
+        .merge(crate::http::ui::routes());
     crate::http::router_with(state, ws)
 }
 
-/// Builds, binds and starts serving.
 /// A listener on `addr` with room for `backlog` connections not accepted
 /// yet (the kernel caps it at `net.core.somaxconn`). A connect burst beyond
 /// the backlog is dropped by the kernel and retried by the client a second
@@ -107,6 +111,7 @@ async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
 }
 
+/// Builds, binds and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = config.http_addr.clone();
     let backlog = config.limits.listen_backlog;
@@ -115,14 +120,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let http_addr = listener.local_addr()?;
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let drain = state.lifecycle.drain.clone();
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { drain.cancelled().await })
-            .await
-    });
+    let http = &state.config.http;
+    let params = ListenerParams {
+        router: router(state.clone()),
+        limits: state.abuse_limits.clone(),
+        max_connections: http.max_connections,
+        header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+        stop: state.lifecycle.listeners.clone(),
+    };
+    let serve = tokio::spawn(crate::listener::serve(listener, params));
     tracing::info!(%http_addr, database = %redact(&state.config.effective_database_url()), "tern is serving");
+    tracing::info!(url = %crate::http::ui::open_url(http_addr), "open the chat UI in a browser");
     Ok(RunningServer {
         http_addr,
         state,
@@ -138,26 +146,33 @@ impl RunningServer {
     }
 
     /// Graceful shutdown; returns when the store is flushed.
+    ///
+    /// The port stays open while sessions drain, and at least
+    /// `http.drain_grace_ms`: `/readyz` answers 503 and upgrades are refused
+    /// meanwhile, so a load balancer sees the node leave.
     pub async fn shutdown(self) {
         let state = self.state;
         let lifecycle = &state.lifecycle;
         tracing::info!(sessions = state.hub.registry.len(), "draining");
+        let config = state.hub.config();
+        let grace = tokio::time::sleep(Duration::from_millis(config.http.drain_grace_ms));
         lifecycle.start_drain();
         lifecycle.connections.close();
         // Sessions get `drain_timeout_ms` to leave, then a little time to
         // receive their last acks and the 1001 close.
-        let drain_ms = state.hub.config().limits.drain_timeout_ms;
-        let budget = Duration::from_millis(drain_ms) + Duration::from_secs(8);
+        let budget = Duration::from_millis(config.limits.drain_timeout_ms)
+            + Duration::from_millis(config.limits.close_timeout_ms)
+            + Duration::from_secs(5);
         if tokio::time::timeout(budget, lifecycle.connections.wait())
             .await
             .is_err()
         {
             tracing::warn!("some connections did not finish in time");
         }
-        match tokio::time::timeout(Duration::from_secs(10), self.serve).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
-            Err(_) => tracing::warn!("http requests still running at shutdown"),
-            _ => {}
+        grace.await;
+        lifecycle.listeners.cancel();
+        if let Err(e) = self.serve.await {
+            tracing::warn!(error = %e, "the listener task failed");
         }
         state.hub.shutdown().await;
         state.store.close().await;

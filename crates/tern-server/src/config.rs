@@ -29,6 +29,7 @@ pub struct Config {
     /// HS256 secret; empty means generated once into `<data_dir>/jwt.secret`.
     pub jwt_secret: String,
     pub auth: AuthConfig,
+    pub http: HttpConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
@@ -44,12 +45,49 @@ pub struct AuthConfig {
     pub auto_provision: bool,
     /// Lifetime of tokens issued by `/login`, seconds. Default 86400.
     pub token_ttl_s: u64,
-    /// `HS256` (default), `EdDSA` or `RS256`.
+    /// `HS256` (default): only tokens signed with the server secret are
+    /// accepted. `EdDSA` or `RS256`: tokens minted elsewhere with that
+    /// algorithm are accepted too, checked with `jwt_public_key_file`.
     pub jwt_algorithm: String,
     /// PEM file of the public key for `EdDSA`/`RS256` tokens minted elsewhere.
     pub jwt_public_key_file: String,
+    /// When set, every token must carry this `iss` (tokens issued here do).
+    /// Default empty: not checked.
+    pub jwt_issuer: String,
+    /// When set, every token must carry this `aud` (tokens issued here do).
+    /// Default empty: not checked.
+    pub jwt_audience: String,
     /// Password hashes computed at once (Argon2id is CPU- and memory-heavy). Default 2.
     pub max_concurrent_hashes: usize,
+}
+
+/// `[http]`: the HTTP/WebSocket listener, proxies and browsers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Peers (CIDR blocks or single addresses) whose `X-Forwarded-For` /
+    /// `Forwarded` headers name the real client. Default none: the socket's
+    /// peer address is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Time a connection gets to send a request's headers, counted from
+    /// when the server waits for them: right after connecting, and after
+    /// each response on a keep-alive connection (so it is also how long an
+    /// idle keep-alive connection stays open), ms. Slower ones are closed.
+    /// Default 10000.
+    pub header_read_timeout_ms: u64,
+    /// Open connections on the HTTP port (all of them: HTTP and WebSocket);
+    /// one more is answered 503 and closed at once. 0 means the process's
+    /// open-file limit minus 256. Default 0.
+    pub max_connections: u32,
+    /// How long a draining server keeps answering `/readyz` with 503 (and
+    /// refusing upgrades with 503) before its listener closes, at least, ms;
+    /// it stays open longer while sessions are still draining. Default 2000.
+    pub drain_grace_ms: u64,
+    /// Browser origins (`https://chat.example.com`) allowed to call the API
+    /// (CORS) and to open WebSockets. Requests without an `Origin` header
+    /// (non-browser clients) and same-origin requests are always allowed;
+    /// `*` allows every origin. Default none.
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[limits]`: every bound of the protocol.
@@ -82,6 +120,13 @@ pub struct LimitsConfig {
     pub drain_timeout_ms: u64,
     /// `reconnect_ms` suggested in `goaway`. Default 2000.
     pub goaway_reconnect_ms: u64,
+    /// Time to write queued frames to a socket; a peer that takes longer is
+    /// stalled and its connection dropped, ms. Default 10000.
+    pub write_timeout_ms: u64,
+    /// Time a closing connection gets for its last acks and frames and the
+    /// WebSocket close handshake (our Close out, the peer's back), ms.
+    /// Default 5000.
+    pub close_timeout_ms: u64,
     /// Users one `presence_sub` may name, and one session may watch. Default 1000.
     pub max_presence_subs: usize,
     /// Members one group may have. Default 100000.
@@ -186,6 +231,7 @@ impl Default for Config {
             node_id: String::new(),
             jwt_secret: String::new(),
             auth: AuthConfig::default(),
+            http: HttpConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
@@ -202,7 +248,21 @@ impl Default for AuthConfig {
             token_ttl_s: 86_400,
             jwt_algorithm: "HS256".into(),
             jwt_public_key_file: String::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
             max_concurrent_hashes: 2,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            header_read_timeout_ms: 10_000,
+            max_connections: 0,
+            drain_grace_ms: 2_000,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -223,6 +283,8 @@ impl Default for LimitsConfig {
             max_sessions_per_user: 32,
             drain_timeout_ms: 10_000,
             goaway_reconnect_ms: 2_000,
+            write_timeout_ms: 10_000,
+            close_timeout_ms: 5_000,
             max_presence_subs: 1000,
             max_group_members: 100_000,
             max_connections_per_ip: 2000,

@@ -41,6 +41,10 @@ pub const PUSH_EVENTS_DROPPED: &str = "tern_push_events_dropped_total";
 /// Sends that hit the banned-word filter (counter, label `action` =
 /// `reject` | `mask`).
 pub const MODERATION: &str = "tern_moderation_total";
+/// Gauge: sockets open on the HTTP port (HTTP and WebSocket).
+pub const HTTP_CONNECTIONS: &str = "tern_http_connections";
+/// Counter: sockets refused at accept time because `http.max_connections` was reached.
+pub const CONNECTIONS_SHED: &str = "tern_connections_shed_total";
 
 /// Buckets of the latency histograms, seconds: 100 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -108,6 +112,14 @@ fn describe() {
     );
     describe_histogram!(STORE_BATCH_SIZE, Unit::Count, "Messages per group commit.");
     describe_counter!(RATE_LIMITED, "Requests answered rate_limited.");
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "Sockets open on the HTTP port (HTTP and WebSocket)."
+    );
+    describe_counter!(
+        CONNECTIONS_SHED,
+        "Sockets refused with 503 at the http.max_connections cap."
+    );
     describe_counter!(
         SLOW_CONSUMER_CLOSES,
         "Sessions closed as slow consumers (4010)."

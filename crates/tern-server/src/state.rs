@@ -31,8 +31,11 @@ pub struct AppState {
 #[derive(Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
-    /// Cancelled when draining starts: stops listeners and tells sessions.
+    /// Cancelled when draining starts: tells sessions (`goaway`); from then
+    /// on `/readyz` and upgrades answer 503.
     pub drain: CancellationToken,
+    /// Cancelled when the drain is over: the listeners close their ports.
+    pub listeners: CancellationToken,
     /// Every connection task, so shutdown can wait for them (axum does not
     /// track upgraded WebSocket connections).
     pub connections: TaskTracker,

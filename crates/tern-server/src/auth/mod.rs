@@ -85,7 +85,12 @@ impl Authenticator {
             Some(bytes)
         };
         Ok(Self {
-            keys: TokenKeys::new(&secret, &cfg.auth.jwt_algorithm, pem.as_deref())?,
+            keys: TokenKeys::with_rules(
+                &secret,
+                &cfg.auth.jwt_algorithm,
+                pem.as_deref(),
+                claim_rules(&cfg.auth),
+            )?,
             store,
             auto_provision: AtomicBool::new(cfg.auth.auto_provision),
             token_ttl_s: AtomicU64::new(cfg.auth.token_ttl_s),
@@ -249,6 +254,15 @@ impl Authenticator {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("password hashing task: {e}")))
+    }
+}
+
+/// The `iss` / `aud` a token must carry, from `[auth]` (empty: unchecked).
+pub fn claim_rules(cfg: &AuthConfig) -> token::ClaimRules {
+    let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    token::ClaimRules {
+        issuer: set(&cfg.jwt_issuer),
+        audience: set(&cfg.jwt_audience),
     }
 }
 

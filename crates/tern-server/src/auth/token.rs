@@ -1,5 +1,5 @@
-//! JWTs: verifying tokens (HS256 with the server secret, or EdDSA / RS256
-//! with an operator's public key) and issuing HS256 tokens.
+//! JWTs: verifying tokens (HS256 with the server secret, and EdDSA / RS256
+//! with an operator's public key when configured) and issuing HS256 tokens.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,10 @@ struct IssuedClaims<'a> {
     iat: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 /// Why a token was refused (for logs and the failure metric; the client
@@ -48,18 +52,29 @@ impl TokenFault {
     }
 }
 
+/// What the server checks besides the signature: the issuer and audience
+/// tokens must name, when configured.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRules {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
 /// Signs and checks tokens.
 ///
-/// Verification accepts ONLY the configured algorithm with its own key, so
-/// `alg: none` (which `jsonwebtoken` cannot even parse), HS256 tokens signed
-/// with a public key as the HMAC secret, and any other algorithm are refused.
-/// Issuing (`/login`, admin tokens) always uses HS256 with the server secret:
-/// with `EdDSA`/`RS256` configured, the operator's back end is the minter
-/// and tokens issued by this server are NOT accepted by it.
+/// Verification is by an allowlist of algorithms, each bound to its own key
+/// (RFC 8725 §3.1): HS256 always, with the server secret (the tokens this
+/// server issues at `/login`, to admins and with `tern token`), plus the
+/// configured `EdDSA` or `RS256` with the operator's public key (tokens
+/// minted by the operator's back end). The `alg` header only selects an
+/// entry of that list; a key is never used with another algorithm, so
+/// `alg: none`, an HS256 token "signed" with the public key as the HMAC
+/// secret, and any other algorithm are refused.
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    rules: ClaimRules,
+    /// (algorithm, its key, its validation), HS256 first.
+    accepted: Vec<(Algorithm, DecodingKey, Validation)>,
 }
 
 impl TokenKeys {
@@ -70,30 +85,46 @@ impl TokenKeys {
         algorithm: &str,
         public_key_pem: Option<&[u8]>,
     ) -> Result<Self, AuthSetupError> {
+        Self::with_rules(secret, algorithm, public_key_pem, ClaimRules::default())
+    }
+
+    /// Like [`TokenKeys::new`], also requiring `iss` / `aud` when `rules`
+    /// name them (tokens issued here carry them).
+    pub fn with_rules(
+        secret: &str,
+        algorithm: &str,
+        public_key_pem: Option<&[u8]>,
+        rules: ClaimRules,
+    ) -> Result<Self, AuthSetupError> {
         let alg = parse_algorithm(algorithm)?;
-        let decoding = match (alg, public_key_pem) {
-            (Algorithm::HS256, _) => DecodingKey::from_secret(secret.as_bytes()),
-            (Algorithm::EdDSA, Some(pem)) => DecodingKey::from_ed_pem(pem)?,
-            (Algorithm::RS256, Some(pem)) => DecodingKey::from_rsa_pem(pem)?,
-            (_, None) => return Err(AuthSetupError::MissingPublicKey(algorithm.to_owned())),
-            _ => return Err(AuthSetupError::Algorithm(algorithm.to_owned())),
-        };
-        let mut validation = Validation::new(alg);
-        validation.leeway = EXP_LEEWAY_S;
-        validation.validate_exp = true;
-        // Operators' back ends may set `aud`; tern has no audience of its own.
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut accepted = vec![(
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret.as_bytes()),
+            validation(Algorithm::HS256, &rules),
+        )];
+        if alg != Algorithm::HS256 {
+            let pem = public_key_pem
+                .ok_or_else(|| AuthSetupError::MissingPublicKey(algorithm.to_owned()))?;
+            accepted.push((alg, public_key(alg, pem)?, validation(alg, &rules)));
+        }
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding,
-            validation,
+            rules,
+            accepted,
         })
     }
 
-    /// Checks signature, algorithm, `exp` and `sub`.
+    /// Checks algorithm (by the allowlist), signature, `exp`, `sub` and, when
+    /// configured, `iss` and `aud`.
     pub fn verify(&self, token: &str) -> Result<VerifiedClaims, TokenFault> {
-        match jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation) {
+        let alg = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenFault::Invalid)?
+            .alg;
+        let Some((_, key, validation)) = self.accepted.iter().find(|(a, _, _)| *a == alg) else {
+            tracing::debug!(?alg, "token algorithm not accepted");
+            return Err(TokenFault::Invalid);
+        };
+        match jsonwebtoken::decode::<VerifiedClaims>(token, key, validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenFault::Expired),
             Err(e) => {
@@ -120,11 +151,53 @@ impl TokenKeys {
             exp,
             iat: now,
             role: admin.then_some("admin"),
+            iss: self.rules.issuer.as_deref(),
+            aud: self.rules.audience.as_deref(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         let expires_at_ms = i64::try_from(exp.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok((token, expires_at_ms))
     }
+}
+
+/// The public key of `alg` from PEM; also used to validate the config file
+/// before the server starts.
+pub fn public_key(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, AuthSetupError> {
+    Ok(match alg {
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem)?,
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(pem)?,
+        other => return Err(AuthSetupError::Algorithm(format!("{other:?}"))),
+    })
+}
+
+/// Checks the public key file of `auth.jwt_algorithm`: readable, a PEM key of
+/// that algorithm. The message names the file and the problem.
+pub fn check_public_key_file(algorithm: &str, path: &str) -> Result<(), String> {
+    let alg = parse_algorithm(algorithm).map_err(|e| e.to_string())?;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    public_key(alg, &pem)
+        .map(drop)
+        .map_err(|e| format!("{path} is not a PEM {algorithm} public key ({e})"))
+}
+
+fn validation(alg: Algorithm, rules: &ClaimRules) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = EXP_LEEWAY_S;
+    v.validate_exp = true;
+    let mut required = vec!["exp", "sub"];
+    match &rules.audience {
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => v.validate_aud = false,
+    }
+    if let Some(iss) = &rules.issuer {
+        v.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    v.set_required_spec_claims(&required);
+    v
 }
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, AuthSetupError> {

@@ -59,6 +59,12 @@ pub const RESTART_ONLY: &[&str] = &[
     "auth.jwt_algorithm",
     "auth.jwt_public_key_file",
     "auth.max_concurrent_hashes",
+    "auth.jwt_issuer",
+    "auth.jwt_audience",
+    // The listener and the address limits take these once, at start.
+    "http.trusted_proxies",
+    "http.header_read_timeout_ms",
+    "http.max_connections",
     "store.max_connections",
     // The writer task takes its batch size once, at start.
     "store.batch_max",

@@ -1,6 +1,8 @@
-//! Abuse limits keyed by client: concurrent WebSocket connections and new
-//! connections per second per IP address, login attempts per IP and per
-//! username. Per-key state is bounded: counts drop to nothing when the last
+//! Abuse limits keyed by client: open connections (counted when a socket is
+//! accepted, before any HTTP is parsed) and new WebSocket sessions per
+//! second per IP address, login attempts per IP and per username. Behind
+//! `http.trusted_proxies` the client address comes from the forwarding
+//! headers. Per-key state is bounded: counts drop to nothing when the last
 //! connection ends, and a sweeper trims idle rate-limiter state.
 
 use std::collections::hash_map::{Entry, RandomState};
@@ -17,6 +19,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tern_proto::ids::validate_username;
 
 use crate::config::LimitsConfig;
+use crate::http::client_ip::TrustedProxies;
 use crate::service::{ServiceError, ServiceResult};
 
 /// Shards of the open-connection counts, so that connects from many
@@ -25,6 +28,12 @@ const SHARDS: usize = 16;
 /// `retry_after_ms` suggested when an address already holds its maximum of
 /// connections: there is no schedule to compute, one must close first.
 const FULL_RETRY_MS: u64 = 1_000;
+
+/// An address already holds its maximum of connections.
+const TOO_MANY: Refused = Refused {
+    reason: "too many connections from this address",
+    retry_after_ms: FULL_RETRY_MS,
+};
 
 /// Why a new connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +51,7 @@ pub struct AbuseLimits {
     connects: DefaultKeyedRateLimiter<IpAddr>,
     logins_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     logins_by_user: DefaultKeyedRateLimiter<String>,
+    proxies: TrustedProxies,
 }
 
 /// One open connection counted against its address; dropping it (when the
@@ -55,6 +65,11 @@ impl AbuseLimits {
     /// Builds the limits and, inside a Tokio runtime, starts their sweeper
     /// (every `limiter_sweep_ms`; it ends once the limits are dropped).
     pub fn new(cfg: &LimitsConfig) -> Arc<Self> {
+        Self::with_proxies(cfg, TrustedProxies::default())
+    }
+
+    /// Like [`AbuseLimits::new`], believing the forwarding headers of `proxies`.
+    pub fn with_proxies(cfg: &LimitsConfig, proxies: TrustedProxies) -> Arc<Self> {
         let connects = nonzero(cfg.connects_per_sec_per_ip);
         let by_ip = nonzero(cfg.login_per_ip_per_min);
         let by_user = nonzero(cfg.login_per_user_per_min);
@@ -65,6 +80,7 @@ impl AbuseLimits {
             connects: RateLimiter::keyed(Quota::per_second(connects).allow_burst(connects)),
             logins_by_ip: RateLimiter::keyed(Quota::per_minute(by_ip).allow_burst(by_ip)),
             logins_by_user: RateLimiter::keyed(Quota::per_minute(by_user).allow_burst(by_user)),
+            proxies,
         });
         spawn_sweeper(&limits, Duration::from_millis(cfg.limiter_sweep_ms.max(1)));
         limits
@@ -76,14 +92,37 @@ impl AbuseLimits {
         self.max_connections_per_ip.store(max, Ordering::Relaxed);
     }
 
-    /// Admits a new WebSocket connection from `ip`, or says why not. The
-    /// returned slot must live as long as the connection.
-    pub fn admit_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+    /// The client address of a request from `peer` (see [`TrustedProxies`]).
+    pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        self.proxies.client_ip(peer, headers)
+    }
+
+    /// Admits a socket just accepted from `peer`, before any HTTP is read:
+    /// counts it against `limits.max_connections_per_ip`. A trusted proxy
+    /// carries many clients and is not counted here (`Ok(None)`); its
+    /// clients are counted one by one when they open WebSocket sessions.
+    pub fn admit_socket(self: &Arc<Self>, peer: IpAddr) -> Result<Option<ConnectionSlot>, Refused> {
+        if self.proxies.contains(peer) {
+            return Ok(None);
+        }
+        self.take_slot(client_key(peer)).map(Some).ok_or(TOO_MANY)
+    }
+
+    /// Admits a WebSocket session of the client at `ip` (already counted
+    /// at accept time when `counted`), or says why not: its connect rate,
+    /// and, when not counted yet, its open connections. A returned slot
+    /// must live as long as the session.
+    pub fn admit_session(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        counted: bool,
+    ) -> Result<Option<ConnectionSlot>, Refused> {
         let ip = client_key(ip);
-        let slot = self.take_slot(ip).ok_or(Refused {
-            reason: "too many connections from this address",
-            retry_after_ms: FULL_RETRY_MS,
-        })?;
+        let slot = if counted {
+            None
+        } else {
+            Some(self.take_slot(ip).ok_or(TOO_MANY)?)
+        };
         // Checked second: a refused slot must not also spend a connect token.
         // On refusal `slot` is dropped and the count goes back down.
         check(&self.connects, &ip).map_err(|retry_after_ms| Refused {
@@ -91,6 +130,13 @@ impl AbuseLimits {
             retry_after_ms,
         })?;
         Ok(slot)
+    }
+
+    /// Admits a new WebSocket connection from `ip` that was not counted at
+    /// accept time, or says why not. The returned slot must live as long
+    /// as the connection.
+    pub fn admit_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+        self.admit_session(ip, false)?.ok_or(TOO_MANY)
     }
 
     /// Counts a login attempt by `ip` (when known) for `username`; refuses it

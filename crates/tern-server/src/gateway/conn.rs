@@ -38,7 +38,12 @@ pub async fn serve<S>(state: AppState, ws: S, params: ConnParams)
 where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let span = tracing::info_span!("conn", peer = %params.peer, user = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "conn",
+        peer = %params.peer,
+        user = tracing::field::Empty,
+        session = tracing::field::Empty
+    );
     let _gauge = ConnectionGauge::new("ws");
     run(state, ws, params.token).instrument(span).await;
 }
@@ -65,7 +70,7 @@ where
     let greeted = Box::pin(write_frames(
         &mut ws,
         std::slice::from_ref(&hello),
-        write_timeout(&state),
+        Timeouts::of(&state).write(),
     ));
     if greeted.await {
         drop(hello);
@@ -87,6 +92,7 @@ where
     let (identity, auth_id) = authenticate(state, ws, token).await?;
     tracing::Span::current().record("user", identity.user.as_str());
     let session = state.hub.open_session(&identity.user);
+    tracing::Span::current().record("session", session.public_id());
     let ok = ServerFrame::AuthOk {
         id: auth_id,
         user: identity.user,
@@ -111,7 +117,7 @@ where
         return match state.auth.authenticate(&token).await {
             Ok(identity) => Some((identity, None)),
             Err(e) => {
-                reject(ws, None, &e).await;
+                reject(ws, None, &e, Timeouts::of(state)).await;
                 None
             }
         };
@@ -121,25 +127,28 @@ where
     loop {
         let msg = match timeout(deadline - Instant::now(), ws.next()).await {
             Err(_) => {
-                close(ws, CloseCode::AuthTimeout).await;
+                close(ws, CloseCode::AuthTimeout, Timeouts::of(state)).await;
                 return None;
             }
             Ok(None) => return None,
             Ok(Some(Err(e))) => {
-                on_ws_error(ws, e).await;
+                on_ws_error(ws, e, Timeouts::of(state)).await;
                 return None;
             }
             Ok(Some(Ok(msg))) => msg,
         };
         let frame = match decode_message(&msg) {
             Incoming::Skip => continue,
-            Incoming::End => return None,
+            Incoming::End => {
+                answer_close(ws, Timeouts::of(state)).await;
+                return None;
+            }
             Incoming::Fatal(reply) => {
-                fatal(ws, reply).await;
+                fatal(ws, reply, Timeouts::of(state)).await;
                 return None;
             }
             Incoming::Invalid(reply) => {
-                write_frames(ws, &[reply], Duration::from_secs(5)).await;
+                write_frames(ws, &[reply], Timeouts::of(state).write()).await;
                 continue;
             }
             Incoming::Frame(frame) => frame,
@@ -149,7 +158,7 @@ where
                 return match state.auth.authenticate(&token).await {
                     Ok(identity) => Some((identity, id)),
                     Err(e) => {
-                        reject(ws, id, &e).await;
+                        reject(ws, id, &e, Timeouts::of(state)).await;
                         None
                     }
                 };
@@ -160,7 +169,7 @@ where
                     ErrorCode::Unauthorized,
                     "authenticate first: send an auth frame",
                 );
-                write_frames(ws, &[encode_server(&reply)], Duration::from_secs(5)).await;
+                write_frames(ws, &[encode_server(&reply)], Timeouts::of(state).write()).await;
             }
         }
     }
@@ -174,7 +183,7 @@ where
     let state = ctx.state.clone();
     let session = ctx.session.clone();
     let idle = Duration::from_millis(state.hub.config().limits.idle_timeout_ms);
-    let write_to = write_timeout(&state);
+    let times = Timeouts::of(&state);
     let idle_timer = sleep_until(Instant::now() + idle);
     tokio::pin!(idle_timer);
     // Allocated only once draining starts: most connections never drain.
@@ -184,7 +193,7 @@ where
     loop {
         tokio::select! {
             drained = session.outbox.drain_into(&mut out) => {
-                let written = Box::pin(write_frames(ws, &out, write_to)).await;
+                let written = Box::pin(write_frames(ws, &out, times.write())).await;
                 out.clear();
                 if out.capacity() > 64 {
                     out.shrink_to(8);
@@ -192,20 +201,20 @@ where
                 match drained {
                     Drained::Frames if written => {}
                     Drained::Frames => return,
-                    Drained::Close(code) => return Box::pin(finish(&session, ws, code, write_to)).await,
+                    Drained::Close(code) => return Box::pin(finish(&session, ws, code, times)).await,
                 }
             }
             incoming = ws.next() => {
                 idle_timer.as_mut().reset(Instant::now() + idle);
                 let msg = match incoming {
                     None => return,
-                    Some(Err(e)) => return Box::pin(on_ws_error(ws, e)).await,
+                    Some(Err(e)) => return Box::pin(on_ws_error(ws, e, times)).await,
                     Some(Ok(msg)) => msg,
                 };
                 match decode_message(&msg) {
                     Incoming::Skip => {}
-                    Incoming::End => return,
-                    Incoming::Fatal(reply) => return Box::pin(fatal(ws, reply)).await,
+                    Incoming::End => return Box::pin(answer_close(ws, times)).await,
+                    Incoming::Fatal(reply) => return Box::pin(fatal(ws, reply, times)).await,
                     Incoming::Invalid(reply) => { session.push(reply); }
                     Incoming::Frame(frame) => {
                         // Boxed so store calls do not bloat every idle connection's future.
@@ -216,7 +225,7 @@ where
                 }
             }
             () = &mut idle_timer => {
-                return Box::pin(close(ws, CloseCode::IdleTimeout)).await;
+                return Box::pin(close(ws, CloseCode::IdleTimeout, times)).await;
             }
             () = state.lifecycle.drain.cancelled(), if !draining => {
                 draining = true;
@@ -233,25 +242,37 @@ where
     }
 }
 
-/// Closes a session: first lets sends in flight get their acks (bounded),
-/// writes what is queued, then sends the close frame.
-async fn finish<S>(session: &Arc<Session>, ws: &mut S, code: CloseCode, write_to: Duration)
+/// Closes a session: first lets sends in flight get their acks (bounded
+/// by `limits.close_timeout_ms`), writes what is queued, then closes.
+async fn finish<S>(session: &Arc<Session>, ws: &mut S, code: CloseCode, times: Timeouts)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     if code != CloseCode::SlowConsumer {
-        let give_up = Instant::now() + Duration::from_secs(5);
-        while session.pending_sends.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let give_up = Instant::now() + times.close();
         let mut rest = Vec::new();
-        let _ = session.outbox.drain_into(&mut rest).await;
-        write_frames(ws, &rest, write_to).await;
+        loop {
+            // Registered before the checks, so no push or nudge is missed.
+            let woken = session.outbox.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // Read before taking the queue: an ack is queued before its
+            // send stops counting as pending.
+            let pending = session.pending_sends.load(Ordering::Acquire) > 0;
+            session.outbox.take(&mut rest);
+            if !write_frames(ws, &rest, times.write()).await {
+                return;
+            }
+            rest.clear();
+            if !pending || tokio::time::timeout_at(give_up, woken).await.is_err() {
+                break;
+            }
+        }
     }
     if code == CloseCode::SlowConsumer || code == CloseCode::Kicked {
         tracing::info!(code = code.code(), "closing session");
     }
-    close(ws, code).await;
+    close(ws, code, times).await;
 }
 
 /// A decoded WebSocket message.
@@ -302,7 +323,7 @@ fn decode_message(msg: &Message) -> Incoming {
 }
 
 /// Refuses authentication: `unauthorized` + 4001, or `forbidden` + 4011 (banned).
-async fn reject<S>(ws: &mut S, id: Option<RequestId>, e: &ServiceError)
+async fn reject<S>(ws: &mut S, id: Option<RequestId>, e: &ServiceError, times: Timeouts)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -317,28 +338,28 @@ where
         retry_after_ms: None,
         close: Some(code.code()),
     };
-    write_frames(ws, &[encode_server(&frame)], Duration::from_secs(5)).await;
-    close(ws, code).await;
+    write_frames(ws, &[encode_server(&frame)], times.write()).await;
+    close(ws, code, times).await;
 }
 
-async fn fatal<S>(ws: &mut S, reply: Bytes)
+async fn fatal<S>(ws: &mut S, reply: Bytes, times: Timeouts)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    write_frames(ws, &[reply], Duration::from_secs(5)).await;
-    close(ws, CloseCode::Malformed).await;
+    write_frames(ws, &[reply], times.write()).await;
+    close(ws, CloseCode::Malformed, times).await;
 }
 
 /// A message over `limits.max_frame_bytes` closes with 1009; other errors
 /// (protocol violations, I/O) end the connection.
-async fn on_ws_error<S>(ws: &mut S, e: WsError)
+async fn on_ws_error<S>(ws: &mut S, e: WsError, times: Timeouts)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     match e {
         WsError::PayloadTooLong { len, max_len } => {
             tracing::debug!(len, max_len, "frame too large");
-            close(ws, CloseCode::TooLarge).await;
+            close(ws, CloseCode::TooLarge, times).await;
         }
         other => tracing::debug!(error = %other, "websocket error"),
     }
@@ -361,7 +382,9 @@ where
     matches!(timeout(limit, write).await, Ok(Ok(())))
 }
 
-async fn close<S>(ws: &mut S, code: CloseCode)
+/// Starts the closing handshake with `code` and waits (bounded) for the
+/// peer's Close.
+async fn close<S>(ws: &mut S, code: CloseCode, times: Timeouts)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -371,11 +394,20 @@ where
     // `send` fails when the WebSocket layer already queued a close of its
     // own (e.g. 1009 for an oversized frame); `close` then flushes that one.
     // `close` also waits (bounded) for the peer's close reply.
-    let _ = timeout(Duration::from_secs(2), async {
+    let _ = timeout(times.close(), async {
         let _ = ws.send(msg).await;
         ws.close().await
     })
     .await;
+}
+
+/// The peer sent a Close: the WebSocket layer has queued the echo of its
+/// code (RFC 6455 §5.5.1); flush it and shut the socket down, bounded.
+async fn answer_close<S>(ws: &mut S, times: Timeouts)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let _ = timeout(times.close(), ws.close()).await;
 }
 
 /// Waits for an optional timer; never completes without one.
@@ -386,8 +418,31 @@ async fn wait_for(timer: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
-fn write_timeout(state: &AppState) -> Duration {
-    Duration::from_millis(state.hub.config().limits.idle_timeout_ms)
+/// `limits.write_timeout_ms` and `limits.close_timeout_ms`, taken once per
+/// connection (kept as `u32` ms: every idle connection holds a copy).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    write_ms: u32,
+    close_ms: u32,
+}
+
+impl Timeouts {
+    fn of(state: &AppState) -> Self {
+        let limits = &state.hub.config().limits;
+        let ms = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Self {
+            write_ms: ms(limits.write_timeout_ms),
+            close_ms: ms(limits.close_timeout_ms),
+        }
+    }
+
+    fn write(self) -> Duration {
+        Duration::from_millis(self.write_ms.into())
+    }
+
+    fn close(self) -> Duration {
+        Duration::from_millis(self.close_ms.into())
+    }
 }
 
 /// Keeps `tern_connections{transport}` in step with live connections.

@@ -5,6 +5,7 @@
 //! connection count or connect rate gets 429 instead.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -18,6 +19,7 @@ use tokio_websockets::{Config as WsConfig, Limits, ServerBuilder};
 use super::abuse_limits::Refused;
 use super::conn::{self, ConnParams};
 use crate::http::error::error_response;
+use crate::listener::SocketPermit;
 use crate::state::AppState;
 
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -28,6 +30,9 @@ pub async fn ws_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
+    if let Some(refused) = crate::http::origin::refuse_ws_origin(&state, req.headers()) {
+        return refused;
+    }
     if state.lifecycle.is_draining() {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -48,9 +53,17 @@ pub async fn ws_handler(
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg),
     };
     let token = bearer(req.headers()).or_else(|| query_param(query, "token"));
-    let slot = match state.abuse_limits.admit_connection(peer.ip()) {
+    // The socket's place under the connection caps (absent when the router
+    // is driven without the listener, e.g. in tests).
+    let permit = req.extensions().get::<Arc<SocketPermit>>().cloned();
+    let counted = permit.as_ref().is_some_and(|p| p.counted());
+    let client = SocketAddr::new(
+        state.abuse_limits.client_ip(peer.ip(), req.headers()),
+        peer.port(),
+    );
+    let slot = match state.abuse_limits.admit_session(client.ip(), counted) {
         Ok(slot) => slot,
-        Err(refused) => return rate_limited(peer, refused),
+        Err(refused) => return rate_limited(client, refused),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max_frame = state.hub.config().limits.max_frame_bytes;
@@ -58,8 +71,8 @@ pub async fn ws_handler(
     // Kept small (the connection state itself is boxed inside): it is what
     // every idle connection's task holds.
     let task = async move {
-        // Held until the connection ends: it keeps the address's count.
-        let _slot = slot;
+        // Held until the connection ends: they keep the counts.
+        let _places = (slot, permit);
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = ServerBuilder::new()
@@ -68,9 +81,17 @@ pub async fn ws_handler(
                     .serve(TokioIo::new(upgraded));
                 // Boxed: the task cell then holds only this small outer future,
                 // and the connection's own state lives in one allocation.
-                Box::pin(conn::serve(state, ws, ConnParams { peer, token })).await;
+                Box::pin(conn::serve(
+                    state,
+                    ws,
+                    ConnParams {
+                        peer: client,
+                        token,
+                    },
+                ))
+                .await;
             }
-            Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
+            Err(e) => tracing::debug!(%client, error = %e, "upgrade failed"),
         }
     };
     tracing::trace!(

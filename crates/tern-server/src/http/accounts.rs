@@ -75,7 +75,8 @@ pub async fn register(
 ///
 /// The peer address is optional (read as an extension, since `ConnectInfo`
 /// has no optional form): routers driven by `oneshot` have none, and are then
-/// limited per username only.
+/// limited per username only. Behind `http.trusted_proxies` the client's
+/// address comes from the forwarding headers.
 #[utoipa::path(
     post,
     path = "/api/v1/login",
@@ -94,9 +95,12 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: http::HeaderMap,
     Json(creds): Json<Credentials>,
 ) -> Result<Json<LoginOk>, ApiError> {
-    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ip = peer.map(|Extension(ConnectInfo(addr))| {
+        state.abuse_limits.client_ip(addr.ip(), &headers)
+    });
     // Before any hashing: a refused attempt costs no Argon2 work.
     if let Err(e) = state.abuse_limits.check_login(ip, &creds.username) {
         metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http_login").increment(1);

@@ -4,11 +4,14 @@
 pub mod accounts;
 pub mod admin;
 pub mod chat;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod health;
 pub mod openapi;
+pub mod origin;
+pub mod ui;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::StatusCode;
@@ -51,6 +54,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), origin::cors))
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)
 }

@@ -34,7 +34,7 @@ pub enum Pushed {
     Queued,
     /// The bound was hit: the session is now closing with 4010.
     Overflow,
-    /// The session is already closing; the frame was dropped.
+    /// The session was closed as a slow consumer; the frame was dropped.
     Closed,
 }
 
@@ -57,10 +57,12 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame. Never blocks.
+    /// Queues a frame. Never blocks. A session closing for another reason
+    /// than overflow still takes frames (bounded as ever): the acks of its
+    /// sends in flight are written before the close.
     pub fn push(&self, frame: Bytes) -> Pushed {
         let mut st = self.lock();
-        if st.close.is_some() {
+        if st.close == Some(CloseCode::SlowConsumer) {
             return Pushed::Closed;
         }
         if st.queue.len() >= self.max_frames || st.bytes + frame.len() > self.max_bytes {
@@ -86,6 +88,25 @@ impl Outbox {
             st.close = Some(code);
         }
         drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Moves every queued frame into `out` without waiting.
+    pub fn take(&self, out: &mut Vec<Bytes>) {
+        let mut st = self.lock();
+        out.extend(st.queue.drain(..));
+        st.bytes = 0;
+    }
+
+    /// Resolves at the next push or [`Outbox::nudge`] (or at once if one
+    /// happened since the last wait); `enable` it before checking state.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
+    }
+
+    /// Wakes the connection task without a frame (e.g. the last send in
+    /// flight of a closing session is done).
+    pub fn nudge(&self) {
         self.wake.notify_one();
     }
 
@@ -178,5 +199,10 @@ mod tests {
             1,
             "queued frames are still written before a kick"
         );
+        // An ack arriving after the kick is still queued for writing.
+        assert_eq!(ob.push(Bytes::from_static(b"ack")), Pushed::Queued);
+        out.clear();
+        ob.take(&mut out);
+        assert_eq!(out, vec![Bytes::from_static(b"ack")]);
     }
 }

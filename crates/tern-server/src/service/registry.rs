@@ -46,7 +46,7 @@ impl Session {
         let pushed = self.outbox.push(frame);
         if pushed == Pushed::Overflow {
             metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES).increment(1);
-            tracing::info!(user = %self.user, session = self.id, "slow consumer, closing");
+            tracing::info!(user = %self.user, session = %self.public_id(), "slow consumer, closing");
         }
         pushed
     }

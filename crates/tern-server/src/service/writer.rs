@@ -112,7 +112,10 @@ async fn finish(fanout: &FanOut, reply: ReplyTo, accepted: Instant, result: Stor
                 Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
             };
             session.push(tern_proto::encode_server(&frame));
-            session.pending_sends.fetch_sub(1, Ordering::AcqRel);
+            if session.pending_sends.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // A closing connection may be waiting for its last ack.
+                session.outbox.nudge();
+            }
             metrics::histogram!(m::SEND_ACK_SECONDS).record(accepted.elapsed().as_secs_f64());
             if let Ok(a) = result {
                 if !a.duplicate {

@@ -39,6 +39,8 @@ impl TestServer {
         };
         cfg.limits.send_rate = 10_000;
         cfg.limits.send_burst = 10_000;
+        // Tests shut down often: no lingering port unless a test asks.
+        cfg.http.drain_grace_ms = 0;
         tweak(&mut cfg);
         let server = app::start(cfg).await.unwrap();
         let addr = server.http_addr;

@@ -308,6 +308,13 @@ fn every_validation_rule_fires() {
 #[test]
 fn valid_variants_pass() {
     let d = Config::default();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("pub.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAwA9DHK9yxpiGLp3yiB8mBQnk2eBna9EO3Ts0oah2BPY=\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
     let c = Config {
         tcp_addr: "off".into(),
         http_addr: "[::1]:80".into(),
@@ -316,7 +323,7 @@ fn valid_variants_pass() {
         jwt_secret: "0123456789abcdef".into(),
         auth: AuthConfig {
             jwt_algorithm: "EdDSA".into(),
-            jwt_public_key_file: "/etc/tern/pub.pem".into(),
+            jwt_public_key_file: key.to_string_lossy().into_owned(),
             ..d.auth.clone()
         },
         limits: LimitsConfig {

@@ -37,6 +37,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut p = Problems::default();
     check_endpoints(config, &mut p);
     check_auth(config, &mut p);
+    check_http(config, &mut p);
     check_limits(config, &mut p);
     check_store_and_log(config, &mut p);
     check_push(config, &mut p);
@@ -102,6 +103,14 @@ fn check_auth(c: &Config, p: &mut Problems) {
             "auth.jwt_public_key_file",
             format!("required with auth.jwt_algorithm = {:?}", a.jwt_algorithm),
         );
+    } else if public_key {
+        // Read and parsed here, so a missing or bad key is one clear line
+        // and exit 64 before anything starts.
+        let checked =
+            crate::auth::token::check_public_key_file(&a.jwt_algorithm, &a.jwt_public_key_file);
+        if let Err(reason) = checked {
+            p.add("auth.jwt_public_key_file", reason);
+        }
     }
     if !public_key && !a.jwt_public_key_file.is_empty() && a.jwt_algorithm == "HS256" {
         // Likely a forgotten `jwt_algorithm`: the key would be silently unused.
@@ -122,6 +131,26 @@ fn check_auth(c: &Config, p: &mut Problems) {
     }
     p.positive("auth.token_ttl_s", a.token_ttl_s);
     p.positive("auth.max_concurrent_hashes", a.max_concurrent_hashes as u64);
+}
+
+fn check_http(c: &Config, p: &mut Problems) {
+    let h = &c.http;
+    if let Err(e) = crate::http::client_ip::TrustedProxies::parse(&h.trusted_proxies) {
+        p.add("http.trusted_proxies", e);
+    }
+    p.positive("http.header_read_timeout_ms", h.header_read_timeout_ms);
+    // Socket timeouts of the gateway (they live in [limits]).
+    p.positive("limits.write_timeout_ms", c.limits.write_timeout_ms);
+    p.positive("limits.close_timeout_ms", c.limits.close_timeout_ms);
+    for origin in &h.allowed_origins {
+        let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+        if !ok {
+            p.add(
+                "http.allowed_origins",
+                format!("{origin:?} is not \"*\" or an http:// or https:// origin"),
+            );
+        }
+    }
 }
 
 fn check_limits(c: &Config, p: &mut Problems) {
