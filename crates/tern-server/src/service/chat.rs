@@ -256,7 +256,7 @@ impl Hub {
         Ok(())
     }
 
-    /// Current presence of `users`; `session` (if any) is subscribed to changes.
+    /// Current presence of `users` (subscribing is the caller's part).
     pub async fn presence_of(&self, users: &[String]) -> ServiceResult<Vec<PresenceItem>> {
         let max = self.config().limits.max_presence_subs;
         if users.len() > max {

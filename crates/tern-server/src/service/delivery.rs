@@ -121,7 +121,6 @@ impl Delivery {
         n
     }
 
-    /// Pushes to every session of `user` but `except`; counts the pushes.
     /// Queues `frame` on every session of `user` but `except`: how many
     /// took it, and whether the user is online at all.
     fn push_to(&self, user: &str, frame: &Bytes, except: Option<u64>) -> (usize, bool) {

@@ -5,7 +5,7 @@
 //! Workers are sharded by conversation, so the pushes of one conversation
 //! keep seq order (clients detect gaps by seq), while a 10,000-member group
 //! on one shard does not hold up conversations on the others; and a large
-//! group yields to other tasks every few hundred recipients.
+//! group yields to other tasks every 4,096 recipients (`Delivery::message`).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
