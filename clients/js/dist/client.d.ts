@@ -99,6 +99,7 @@ export declare class TernClient extends Emitter<ClientEvents> {
     private heartbeat?;
     private reconnectTimer?;
     private goawayTimer?;
+    private openTimer?;
     private goawayPending;
     private lastRx;
     private badTokens;

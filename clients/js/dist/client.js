@@ -33,6 +33,7 @@ export class TernClient extends Emitter {
     heartbeat;
     reconnectTimer;
     goawayTimer;
+    openTimer;
     goawayPending = false;
     lastRx = 0;
     badTokens = 0;
@@ -270,7 +271,18 @@ export class TernClient extends Emitter {
             }
             this.onFrame(frame);
         };
-        ws.onerror = () => { };
+        // Browsers follow an error with a close event; some WebSocket
+        // implementations (Node 20's) do not when the handshake fails.
+        ws.onerror = () => {
+            if (this.ws === ws)
+                this.lost(1006, "connection failed");
+        };
+        // A handshake or authentication that hangs counts as a failed attempt.
+        clearTimeout(this.openTimer);
+        this.openTimer = setTimeout(() => {
+            if (this.ws === ws && this.current !== "open")
+                this.lost(1006, "connect timed out");
+        }, this.opts.requestTimeoutMs ?? 15_000);
         ws.onclose = (ev) => {
             if (this.ws === ws)
                 this.lost(ev.code, ev.reason || "connection closed");
@@ -321,6 +333,7 @@ export class TernClient extends Emitter {
         clearInterval(this.heartbeat);
         clearTimeout(this.reconnectTimer);
         clearTimeout(this.goawayTimer);
+        clearTimeout(this.openTimer);
         const ws = this.ws;
         this.ws = null;
         if (ws && ws.readyState <= 1) {

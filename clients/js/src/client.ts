@@ -124,6 +124,7 @@ export class TernClient extends Emitter<ClientEvents> {
   private heartbeat?: ReturnType<typeof setInterval>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private goawayTimer?: ReturnType<typeof setTimeout>;
+  private openTimer?: ReturnType<typeof setTimeout>;
   private goawayPending = false;
   private lastRx = 0;
   private badTokens = 0;
@@ -359,7 +360,16 @@ export class TernClient extends Emitter<ClientEvents> {
       }
       this.onFrame(frame);
     };
-    ws.onerror = () => { /* the close event follows */ };
+    // Browsers follow an error with a close event; some WebSocket
+    // implementations (Node 20's) do not when the handshake fails.
+    ws.onerror = () => {
+      if (this.ws === ws) this.lost(1006, "connection failed");
+    };
+    // A handshake or authentication that hangs counts as a failed attempt.
+    clearTimeout(this.openTimer);
+    this.openTimer = setTimeout(() => {
+      if (this.ws === ws && this.current !== "open") this.lost(1006, "connect timed out");
+    }, this.opts.requestTimeoutMs ?? 15_000);
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws === ws) this.lost(ev.code, ev.reason || "connection closed");
     };
@@ -407,6 +417,7 @@ export class TernClient extends Emitter<ClientEvents> {
     clearInterval(this.heartbeat);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.goawayTimer);
+    clearTimeout(this.openTimer);
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= 1) {

@@ -58,7 +58,7 @@ impl Delivery {
             let Some(push) = next else { return };
             match push {
                 Push::Msg(m) => self.on_msg(m).await,
-                Push::Reconnected { .. } => {
+                Push::Reconnected { .. } | Push::Resync => {
                     self.emit(push).await;
                     self.resync_all().await;
                 }
@@ -129,7 +129,8 @@ impl Delivery {
         }
     }
 
-    /// After a reconnect: every tracked conversation from its last seen seq.
+    /// After a reconnect or a `resync` push: every tracked conversation from
+    /// its last seen seq.
     async fn resync_all(&mut self) {
         let convs = lock(&self.tracker).snapshot();
         for (conv, seen) in convs {

@@ -31,6 +31,11 @@ pub enum Push {
     /// The server is draining; the client reconnects after about
     /// `reconnect_ms` by itself.
     Goaway { reconnect_ms: u64 },
+    /// The server says pushes may have been lost (e.g. its cluster bus was
+    /// unreachable). The client has already started to sync every tracked
+    /// conversation by itself; an app that shows a conversation list should
+    /// refresh it (`convs`).
+    Resync,
     /// An `error` frame not answering a request (e.g. a refused `typing`, or
     /// the reason before a close: then `close` is set).
     Error {
@@ -74,6 +79,7 @@ impl Push {
                 users,
             },
             ServerFrame::Goaway { reconnect_ms } => Self::Goaway { reconnect_ms },
+            ServerFrame::Resync => Self::Resync,
             ServerFrame::Error {
                 code,
                 message,

@@ -140,6 +140,7 @@ pub(crate) fn server_type_name(frame: &ServerFrame) -> &'static str {
         ServerFrame::Typing { .. } => "typing",
         ServerFrame::Group { .. } => "group",
         ServerFrame::Goaway { .. } => "goaway",
+        ServerFrame::Resync => "resync",
         ServerFrame::Error { .. } => "error",
     }
 }

@@ -47,10 +47,21 @@ pub enum PushTarget {
 pub enum GroupChange {
     /// The group exists with exactly these members (created, or a full
     /// refresh).
-    Members { group: String, members: Vec<String> },
-    Added { group: String, users: Vec<String> },
-    Removed { group: String, users: Vec<String> },
-    Deleted { group: String },
+    Members {
+        group: String,
+        members: Vec<String>,
+    },
+    Added {
+        group: String,
+        users: Vec<String>,
+    },
+    Removed {
+        group: String,
+        users: Vec<String>,
+    },
+    Deleted {
+        group: String,
+    },
 }
 
 /// The JSON line of an envelope.
@@ -123,8 +134,8 @@ impl Event {
             .iter()
             .position(|b| *b == b'\n')
             .ok_or_else(|| EnvelopeError("no header line".into()))?;
-        let header: Header<'_> = serde_json::from_slice(&bytes[..newline])
-            .map_err(|e| EnvelopeError(e.to_string()))?;
+        let header: Header<'_> =
+            serde_json::from_slice(&bytes[..newline]).map_err(|e| EnvelopeError(e.to_string()))?;
         let rest = bytes.slice(newline + 1..);
         let event = match header.event {
             HeaderEvent::Push { target } => Event::Push {

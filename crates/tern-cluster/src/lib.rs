@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod local;
+pub mod redis;
 pub mod replica;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-pub use event::{Event, EnvelopeError, GroupChange, PushTarget};
+pub use event::{EnvelopeError, Event, GroupChange, PushTarget};
 pub use replica::Replica;
 
 /// A node's id (`--node-id`), shared cheaply.
@@ -82,6 +83,11 @@ pub trait Directory: Send + Sync + 'static {
     /// Whether `user` has sessions on another node.
     fn online_elsewhere(&self, user: &str) -> bool {
         !self.remote_nodes(user).is_empty()
+    }
+    /// Whether any other node holds sessions at all (a single node never
+    /// does): a false answer lets delivery skip every per-user lookup.
+    fn any_remote(&self) -> bool {
+        true
     }
     /// `user` came online on this node (its first session here) or went
     /// offline here (its last session ended). Recorded where the other

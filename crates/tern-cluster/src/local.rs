@@ -134,6 +134,10 @@ impl Directory for LocalNode {
         self.replica.nodes_of(user)
     }
 
+    fn any_remote(&self) -> bool {
+        self.replica.any()
+    }
+
     fn set_local(&self, user: &str, online: bool) {
         self.broadcast(Event::Presence {
             changes: vec![(user.to_owned(), online)],
@@ -175,7 +179,12 @@ impl Directory for LocalNode {
             nodes.values().map(|m| m.tx.clone()).collect::<Vec<_>>()
         };
         for tx in others {
-            self.deliver(&tx, Inbound::NodeLeft { node: self.id.clone() });
+            self.deliver(
+                &tx,
+                Inbound::NodeLeft {
+                    node: self.id.clone(),
+                },
+            );
         }
     }
 }
@@ -220,11 +229,26 @@ mod tests {
                 event: push
             }
         );
-        assert!(matches!(rb.recv().await, Some(Inbound::Event { event: Event::Resync, .. })));
-        assert!(matches!(rc.recv().await, Some(Inbound::Event { event: Event::Resync, .. })));
+        assert!(matches!(
+            rb.recv().await,
+            Some(Inbound::Event {
+                event: Event::Resync,
+                ..
+            })
+        ));
+        assert!(matches!(
+            rc.recv().await,
+            Some(Inbound::Event {
+                event: Event::Resync,
+                ..
+            })
+        ));
         assert_eq!(a.nodes().await.unwrap().len(), 3);
         a.leave().await;
-        assert_eq!(rb.recv().await, Some(Inbound::NodeLeft { node: "a".into() }));
+        assert_eq!(
+            rb.recv().await,
+            Some(Inbound::NodeLeft { node: "a".into() })
+        );
         assert_eq!(b.nodes().await.unwrap().len(), 2);
     }
 }

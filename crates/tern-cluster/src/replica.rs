@@ -3,6 +3,7 @@
 //! so that a node that dies can be forgotten at once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::NodeId;
@@ -12,6 +13,9 @@ use crate::NodeId;
 #[derive(Debug, Default)]
 pub struct Replica {
     inner: Mutex<Maps>,
+    /// Whether any remote node holds sessions: lets a single node skip
+    /// every lookup on its delivery path.
+    any: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -27,7 +31,15 @@ impl Replica {
 
     /// The remote nodes where `user` has sessions.
     pub fn nodes_of(&self, user: &str) -> Vec<NodeId> {
+        if !self.any() {
+            return Vec::new();
+        }
         self.lock().by_user.get(user).cloned().unwrap_or_default()
+    }
+
+    /// Whether any remote node holds sessions at all.
+    pub fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// Records that `user` came online (or went offline) on `node`. True
@@ -47,6 +59,7 @@ impl Replica {
                 .unwrap_or_else(|| NodeId::from(node));
             nodes.push(id.clone());
             by_node.entry(id).or_default().insert(user.to_owned());
+            self.any.store(true, Ordering::Release);
             nodes.len() == 1
         } else {
             let Some(nodes) = by_user.get_mut(user) else {
@@ -63,6 +76,7 @@ impl Replica {
                     by_node.remove(node);
                 }
             }
+            self.any.store(!by_node.is_empty(), Ordering::Release);
             if nodes.is_empty() {
                 by_user.remove(user);
                 true
@@ -79,6 +93,7 @@ impl Replica {
         let Some(users) = by_node.remove(node) else {
             return Vec::new();
         };
+        self.any.store(!by_node.is_empty(), Ordering::Release);
         let mut gone = Vec::new();
         for user in users {
             if let Some(nodes) = by_user.get_mut(&user) {
@@ -109,7 +124,9 @@ impl Replica {
                 fresh.by_node.entry(node.clone()).or_default().insert(user);
             }
         }
+        let any = !fresh.by_node.is_empty();
         *self.lock() = fresh;
+        self.any.store(any, Ordering::Release);
     }
 
     /// The remote nodes known to hold sessions.

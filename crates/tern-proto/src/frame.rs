@@ -256,6 +256,9 @@ pub enum ServerFrame {
     Goaway {
         reconnect_ms: u64,
     },
+    /// Pushes may have been lost (e.g. the cluster bus was unreachable): the
+    /// client runs `convs` and syncs every conversation it is behind in.
+    Resync,
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,

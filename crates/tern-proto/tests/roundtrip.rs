@@ -298,6 +298,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         }),
         any::<u64>().prop_map(|reconnect_ms| ServerFrame::Goaway { reconnect_ms }),
+        Just(ServerFrame::Resync),
         (
             id(),
             error_code(),

@@ -70,7 +70,14 @@ impl Fixture {
                 session
             })
             .collect();
-        let delivery = Delivery::new(registry, None, groups.clone());
+        // A single node: the in-process bus of one, as `tern serve` has.
+        let figures = Arc::new(tern_server::service::LiveFigures {
+            registry: registry.clone(),
+            connections: tokio_util::task::TaskTracker::new(),
+        });
+        let node = tern_cluster::local::LocalNode::single("bench", figures, 0);
+        let link = tern_server::service::cluster::ClusterLink::new(node.clone(), node);
+        let delivery = Delivery::new(registry, None, groups.clone(), link);
         Self {
             delivery,
             groups,

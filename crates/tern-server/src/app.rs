@@ -19,9 +19,12 @@ use crate::http::client_ip::TrustedProxies;
 use crate::listener::ListenerParams;
 use crate::logging::LogHandle;
 use crate::reload::{ReloadError, Reloaded};
+use crate::service::cluster::ClusterLink;
 use crate::service::moderation::WordFilter;
-use crate::service::Hub;
+use crate::service::{Hub, LiveFigures, SessionRegistry};
 use crate::state::{AppState, Lifecycle};
+use tern_cluster::local::LocalNode;
+use tern_cluster::redis::{RedisCluster, RedisOptions};
 
 /// A server that is up and serving.
 pub struct RunningServer {
@@ -31,8 +34,10 @@ pub struct RunningServer {
     serve: JoinHandle<()>,
 }
 
-/// Opens the store and builds the shared state.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+/// Opens the store, joins the cluster (or makes a network of one) and
+/// builds the shared state. `advertised` is the address this node serves
+/// on, for the cluster's node registry.
+pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Result<AppState> {
     // Install the recorder before anything records a metric.
     crate::metrics::handle();
     let config = Arc::new(config);
@@ -63,7 +68,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config, store.clone())
         .await
         .context("setting up authentication")?;
-    let hub = Hub::new(config.clone(), store.clone(), filter);
+    let auth = Arc::new(auth);
+    let lifecycle = Arc::new(Lifecycle::default());
+    let registry = Arc::new(SessionRegistry::new(config.limits.max_sessions_per_user));
+    let figures = Arc::new(LiveFigures {
+        registry: registry.clone(),
+        connections: lifecycle.connections.clone(),
+    });
+    let link = join_cluster(&config, figures, advertised).await?;
+    let hub = Hub::assemble(config.clone(), store.clone(), filter, registry, link);
+    hub.set_ban_cache(auth.clone());
     hub.load_groups()
         .await
         .context("loading group memberships")?;
@@ -73,10 +87,43 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         abuse_limits: crate::gateway::AbuseLimits::with_proxies(&config.limits, proxies),
         config,
         store,
-        auth: Arc::new(auth),
+        auth,
         hub,
-        lifecycle: Arc::new(Lifecycle::default()),
+        lifecycle,
     })
+}
+
+/// The bus and directory of this node: Redis in cluster mode, else an
+/// in-process network of one.
+async fn join_cluster(
+    config: &Config,
+    figures: Arc<LiveFigures>,
+    advertised: SocketAddr,
+) -> anyhow::Result<ClusterLink> {
+    let node_id = crate::service::node_id(&config.node_id);
+    if config.redis_url.is_empty() {
+        let node = LocalNode::single(&node_id, figures, crate::service::now_ms());
+        return Ok(ClusterLink::new(node.clone(), node));
+    }
+    let c = &config.cluster;
+    let opts = RedisOptions {
+        key_prefix: c.key_prefix.clone(),
+        heartbeat_ms: c.heartbeat_ms,
+        node_ttl_ms: c.node_ttl_ms,
+        publish_queue: c.publish_queue,
+        presence_flush_ms: c.presence_flush_ms,
+    };
+    let cluster = RedisCluster::connect(
+        &config.redis_url,
+        &node_id,
+        &advertised.to_string(),
+        figures,
+        opts,
+    )
+    .await
+    .with_context(|| format!("joining the cluster at {}", redact(&config.redis_url)))?;
+    tracing::info!(node = %node_id, prefix = %c.key_prefix, "joined the cluster");
+    Ok(ClusterLink::new(cluster.clone(), cluster))
 }
 
 /// Every route: the HTTP API plus `/ws`.
@@ -115,11 +162,12 @@ async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = config.http_addr.clone();
     let backlog = config.limits.listen_backlog;
-    let state = build_state(config).await?;
+    // Bound first: the cluster's node registry announces the real address.
     let listener = listen(&addr, backlog)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let http_addr = listener.local_addr()?;
+    let state = build_state(config, http_addr).await?;
     let http = &state.config.http;
     let params = ListenerParams {
         router: router(state.clone()),
@@ -153,7 +201,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let state = self.state;
         let lifecycle = &state.lifecycle;
-        tracing::info!(sessions = state.hub.registry.len(), "draining");
+        tracing::info!(sessions = state.hub.registry().len(), "draining");
         let config = state.hub.config();
         let grace = tokio::time::sleep(Duration::from_millis(config.http.drain_grace_ms));
         lifecycle.start_drain();

@@ -21,19 +21,89 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Heading of the shared config flags in the help of the tools.
+const CONFIG_FLAGS: &str = "Configuration (as for `tern serve`)";
+
 /// What `tern` was asked to do.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Print a token signed with the server's HS256 secret (e.g. a first
+    /// admin token: `tern token --user alice --admin`).
+    Token(TokenArgs),
+    /// Manage built-in accounts in the configured database.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check the configuration, or print a complete example file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the version and exit.
     Version,
     // Planned: `Chat` (interactive client) and `Bench` (load generator).
 }
 
-/// Flags of `tern serve`. Each one overrides the environment variable named
-/// in its help and the config file key of the same meaning; `None` means
-/// "not given on the command line".
+/// `tern token`: a token for a user, signed like the server's own.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct TokenArgs {
+    /// The user the token speaks for (its `sub`). `admin` and `system` are
+    /// reserved names: an admin is any user whose token has `--admin`.
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// Add the claim `"role": "admin"`, which the admin API requires.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime: `30s`, `15m`, `1h`, `7d` or plain seconds.
+    #[arg(long, value_name = "TTL", default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: u64,
+    #[command(flatten, next_help_heading = CONFIG_FLAGS)]
+    pub config: ServeArgs,
+}
+
+/// `tern user …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create a password account, as `POST /api/v1/register` does. The
+    /// password is asked for on a terminal, else read as one line of stdin.
+    Add(UserAddArgs),
+}
+
+/// `tern user add NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UserAddArgs {
+    /// Username: 3 to 32 of `a-z 0-9 _ . -`, starting with a letter or digit.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten, next_help_heading = CONFIG_FLAGS)]
+    pub config: ServeArgs,
+}
+
+/// `tern config …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration exactly as `tern serve` would,
+    /// then print it as TOML with secrets redacted. Exit 0 if valid, 64 if not.
+    Check(ConfigCheckArgs),
+    /// Print a complete, commented example config file (every key at its
+    /// default); same as `tern config check --defaults`.
+    Defaults,
+}
+
+/// `tern config check`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ConfigCheckArgs {
+    /// Print a complete, commented example config file instead, and exit.
+    #[arg(long)]
+    pub defaults: bool,
+    #[command(flatten, next_help_heading = CONFIG_FLAGS)]
+    pub config: ServeArgs,
+}
+
+/// Flags of `tern serve`, shared by every subcommand that reads the
+/// configuration (`token`, `user add`, `config check`), so that they see
+/// exactly what the server would. Each one overrides the environment
+/// variable named in its help and the config file key of the same meaning;
+/// `None` means "not given on the command line".
 ///
 /// Only `--config` reads its environment variable (`TERN_CONFIG`) through
 /// clap: the others are read by the config loader, in one place, so that
@@ -46,7 +116,8 @@ pub struct ServeArgs {
     /// HTTP API + WebSocket listen address [env: TERN_HTTP_ADDR] [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
-    /// Raw TCP gateway address, or `off` [env: TERN_TCP_ADDR] [default: 127.0.0.1:7070].
+    /// Raw TCP gateway address, or `off`; not yet available in this version
+    /// (nothing listens) [env: TERN_TCP_ADDR] [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR|off")]
     pub tcp: Option<String>,
     /// Data directory [env: TERN_DATA_DIR] [default: ./tern-data].
@@ -55,7 +126,8 @@ pub struct ServeArgs {
     /// `sqlite://…` or `postgres://…` [env: TERN_DATABASE_URL] [default: sqlite://<data>/tern.db].
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Redis URL of the cluster bus [env: TERN_REDIS_URL] [default: none, single node].
+    /// Redis URL of the cluster bus: makes this process a cluster node (needs
+    /// PostgreSQL) [env: TERN_REDIS_URL] [default: none, single node].
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
     /// Node id in a cluster [env: TERN_NODE_ID] [default: host name + random suffix].
@@ -64,6 +136,34 @@ pub struct ServeArgs {
     /// HS256 secret, at least 16 bytes [env: TERN_JWT_SECRET] [default: generated into <data>/jwt.secret].
     #[arg(long, value_name = "SECRET")]
     pub jwt_secret: Option<String>,
+}
+
+/// Longest TTL `--ttl` accepts: ten years, in seconds.
+const MAX_TTL_S: u64 = 10 * 366 * 86_400;
+
+/// Parses a lifetime: `30s`, `15m`, `1h`, `7d` or plain seconds; > 0 and
+/// at most ten years.
+pub fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: expected 30s, 15m, 1h, 7d or seconds")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected 30s, 15m, 1h, 7d or seconds"))?;
+    match n.checked_mul(scale) {
+        Some(0) => Err("must be greater than 0".into()),
+        Some(s) if s <= MAX_TTL_S => Ok(s),
+        _ => Err(format!("{text:?} is longer than ten years")),
+    }
 }
 
 /// Parses the process's command line. Prints help or version and exits 0
@@ -139,5 +239,111 @@ mod tests {
         let cli = try_parse_from(["tern", "version"]).unwrap();
         assert!(matches!(cli.command, Command::Version));
         assert!(try_parse_from(["tern", "serve", "--nope"]).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tool_tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units_and_errors() {
+        assert_eq!(parse_ttl("30s"), Ok(30));
+        assert_eq!(parse_ttl("15m"), Ok(900));
+        assert_eq!(parse_ttl("1h"), Ok(3600));
+        assert_eq!(parse_ttl("7d"), Ok(604_800));
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl(" 2h "), Ok(7200));
+        for bad in [
+            "",
+            "h",
+            "0",
+            "0d",
+            "1w",
+            "1.5h",
+            "-1",
+            "1h30m",
+            "99999d",
+            "18446744073709551615d",
+        ] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn token_flags_and_shared_config_flags() {
+        let cli = try_parse_from([
+            "tern",
+            "token",
+            "--user",
+            "alice",
+            "--admin",
+            "--ttl",
+            "15m",
+            "--data",
+            "/d",
+            "--jwt-secret",
+            "0123456789abcdef",
+            "--config",
+            "/etc/tern.toml",
+        ])
+        .unwrap();
+        let Command::Token(t) = cli.command else {
+            panic!("expected token")
+        };
+        assert_eq!((t.user.as_str(), t.admin, t.ttl), ("alice", true, 900));
+        assert_eq!(t.config.data.as_deref(), Some("/d"));
+        assert_eq!(t.config.jwt_secret.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(t.config.config, Some(PathBuf::from("/etc/tern.toml")));
+
+        let Command::Token(t) = try_parse_from(["tern", "token", "--user", "bob"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected token")
+        };
+        assert_eq!((t.admin, t.ttl), (false, 3600));
+        assert!(
+            try_parse_from(["tern", "token"]).is_err(),
+            "--user is required"
+        );
+        assert!(try_parse_from(["tern", "token", "--user", "a", "--ttl", "soon"]).is_err());
+    }
+
+    #[test]
+    fn user_add_and_config_subcommands() {
+        let cli = try_parse_from([
+            "tern",
+            "user",
+            "add",
+            "carol",
+            "--database-url",
+            "postgres://h/db",
+        ])
+        .unwrap();
+        let Command::User(UserCommand::Add(u)) = cli.command else {
+            panic!("expected user add")
+        };
+        assert_eq!(u.name, "carol");
+        assert_eq!(u.config.database_url.as_deref(), Some("postgres://h/db"));
+        assert!(try_parse_from(["tern", "user", "add"]).is_err());
+
+        let cli = try_parse_from(["tern", "config", "check", "--http", "0.0.0.0:1"]).unwrap();
+        let Command::Config(ConfigCommand::Check(c)) = cli.command else {
+            panic!("expected config check")
+        };
+        assert!(!c.defaults);
+        assert_eq!(c.config.http.as_deref(), Some("0.0.0.0:1"));
+        let cli = try_parse_from(["tern", "config", "check", "--defaults"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Config(ConfigCommand::Check(ConfigCheckArgs { defaults: true, .. }))
+        ));
+        let cli = try_parse_from(["tern", "config", "defaults"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Config(ConfigCommand::Defaults)
+        ));
     }
 }

@@ -35,6 +35,7 @@ pub struct Config {
     pub log: LogConfig,
     pub moderation: ModerationConfig,
     pub push: PushConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// `[auth]`: tokens and accounts.
@@ -102,7 +103,9 @@ pub struct LimitsConfig {
     pub auth_timeout_ms: u64,
     /// Close a connection silent for this long, ms. Default 60000.
     pub idle_timeout_ms: u64,
-    /// Suggested client ping interval sent in `auth_ok`, ms. Default 25000.
+    /// Suggested client ping interval sent in `auth_ok`, ms; less than
+    /// `idle_timeout_ms`. Default 0: derived, 40 % of `idle_timeout_ms`
+    /// (see [`LimitsConfig::effective_heartbeat_ms`]).
     pub heartbeat_ms: u64,
     /// Sends per second per session (and per user over HTTP). Default 20.
     pub send_rate: u32,
@@ -210,6 +213,27 @@ pub struct PushConfig {
     pub timeout_ms: u64,
 }
 
+/// `[cluster]`: several nodes on one Redis (`redis_url`) and one PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Prefix of every Redis key and channel, so several clusters (or test
+    /// runs) can share one Redis. Default `tern:`.
+    pub key_prefix: String,
+    /// How often a node refreshes its registry entry and presence set, ms.
+    /// Default 2000.
+    pub heartbeat_ms: u64,
+    /// A node not heard from for this long is dead: it leaves the registry
+    /// and its users' sessions there are forgotten, ms. Default 10000.
+    pub node_ttl_ms: u64,
+    /// Events waiting to be published to other nodes; beyond it they are
+    /// dropped (counted) and every node is told to resync. Default 65536.
+    pub publish_queue: usize,
+    /// Presence changes are gathered this long and published together, ms.
+    /// Default 50.
+    pub presence_flush_ms: u64,
+}
+
 /// `[log]`: diagnostics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -237,6 +261,19 @@ impl Default for Config {
             log: LogConfig::default(),
             moderation: ModerationConfig::default(),
             push: PushConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            key_prefix: "tern:".into(),
+            heartbeat_ms: 2_000,
+            node_ttl_ms: 10_000,
+            publish_queue: 65_536,
+            presence_flush_ms: 50,
         }
     }
 }
@@ -274,7 +311,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 16_384,
             auth_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
-            heartbeat_ms: 25_000,
+            heartbeat_ms: 0,
             send_rate: 20,
             send_burst: 50,
             rate_abuse_limit: 100,
@@ -344,6 +381,18 @@ impl Default for LogConfig {
         Self {
             filter: "info".into(),
             format: "text".into(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The ping interval in effect, sent in `auth_ok`: `heartbeat_ms` when
+    /// set, else 40 % of `idle_timeout_ms` (at least 1 ms).
+    pub fn effective_heartbeat_ms(&self) -> u64 {
+        if self.heartbeat_ms > 0 {
+            self.heartbeat_ms
+        } else {
+            (self.idle_timeout_ms.saturating_mul(2) / 5).max(1)
         }
     }
 }

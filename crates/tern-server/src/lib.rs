@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod reload;
 pub mod service;
 pub mod state;
+pub mod tools;
 
 pub use config::Config;
 pub use state::AppState;

@@ -1,11 +1,13 @@
-//! The `tern` binary: parse the command line, load and validate the config
-//! (exit 64 if it is bad), set up logging, run the server until a signal
-//! (SIGHUP reloads the config).
+//! The `tern` binary: parse the command line and run the subcommand. `serve`
+//! loads and validates the config (exit 64 if it is bad), sets up logging
+//! and runs the server until a signal (SIGHUP reloads the config); the
+//! operator tools (`token`, `user add`, `config check`) live in
+//! [`tern_server::tools`].
 
 use std::process::ExitCode;
 
-use tern_server::cli::{self, Command, ServeArgs, EXIT_USAGE};
-use tern_server::{app, config, logging};
+use tern_server::cli::{self, Command, ConfigCommand, ServeArgs, UserCommand, EXIT_USAGE};
+use tern_server::{app, config, logging, tools};
 
 fn main() -> ExitCode {
     match cli::parse().command {
@@ -14,21 +16,25 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(&args),
+        Command::Token(args) => tools::token::run(&args),
+        Command::User(UserCommand::Add(args)) => tools::user::run(&args),
+        Command::Config(ConfigCommand::Check(args)) => tools::config_check::run(&args),
+        Command::Config(ConfigCommand::Defaults) => tools::config_check::defaults(),
     }
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
-    let config = match config::load::load(args) {
+    let config = match tools::load_config(args) {
         Ok(c) => c,
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(e.message()),
     };
-    if !config.redis_url.is_empty() {
-        return usage_error("cluster mode (--redis-url) is not available in this version yet");
-    }
     let log = match logging::init(&config.log) {
         Ok(handle) => handle,
         Err(e) => return usage_error(&format!("invalid log settings: {e}")),
     };
+    for var in config::load::unrecognized_env_vars() {
+        tracing::warn!(variable = %var, "unknown TERN_* environment variable (a typo?); ignored");
+    }
     if config.tcp_addr != "off" {
         tracing::info!(tcp_addr = %config.tcp_addr, "the raw TCP gateway is not available in this version; not listening");
     }

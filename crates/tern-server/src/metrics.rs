@@ -41,6 +41,8 @@ pub const PUSH_EVENTS_DROPPED: &str = "tern_push_events_dropped_total";
 /// Sends that hit the banned-word filter (counter, label `action` =
 /// `reject` | `mask`).
 pub const MODERATION: &str = "tern_moderation_total";
+/// Counter: `resync` pushes sent (cluster traffic may have been lost).
+pub const RESYNCS_SENT: &str = "tern_resyncs_sent_total";
 /// Gauge: sockets open on the HTTP port (HTTP and WebSocket).
 pub const HTTP_CONNECTIONS: &str = "tern_http_connections";
 /// Counter: sockets refused at accept time because `http.max_connections` was reached.
@@ -112,6 +114,10 @@ fn describe() {
     );
     describe_histogram!(STORE_BATCH_SIZE, Unit::Count, "Messages per group commit.");
     describe_counter!(RATE_LIMITED, "Requests answered rate_limited.");
+    describe_counter!(
+        RESYNCS_SENT,
+        "resync pushes sent to sessions after cluster traffic may have been lost."
+    );
     describe_gauge!(
         HTTP_CONNECTIONS,
         "Sockets open on the HTTP port (HTTP and WebSocket)."

@@ -63,10 +63,10 @@ async fn tern_client_close_ends_cleanly_and_the_session_is_gone() {
             .await
             .unwrap();
     let state = s.server.as_ref().unwrap().state.clone();
-    assert_eq!(state.hub.registry.len(), 1);
+    assert_eq!(state.hub.registry().len(), 1);
     client.close().await.unwrap();
     let started = Instant::now();
-    while state.hub.registry.len() > 0 {
+    while !state.hub.registry().is_empty() {
         assert!(started.elapsed() < Duration::from_secs(5), "session kept");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -234,7 +234,7 @@ async fn push_settings_are_reloaded() {
     let srv = FileServer::start("", &push).await;
     // Bob exists but is offline: his messages become push events.
     drop(srv.connect("bob").await);
-    let registry = &srv.server.state.hub.registry;
+    let registry = &srv.server.state.hub.registry();
     while registry.is_online("bob") {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

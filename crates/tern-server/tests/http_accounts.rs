@@ -449,6 +449,14 @@ async fn admin_role_and_public_key_mode() {
     )
     .unwrap();
     assert_eq!(ed.me(&signed).await.status, 200);
-    // Only the configured algorithm: an HS256 token with the secret is refused.
-    assert_error(&ed.me(&token("alice")).await, 401, "unauthorized");
+    // HS256 with the server's own secret stays on the allowlist (tokens this
+    // server issues); HS256 keyed with the public key is refused.
+    assert_eq!(ed.me(&token("alice")).await.status, 200);
+    let confused = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub":"alice","exp": now_s() + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(ED_PUBLIC.as_bytes()),
+    )
+    .unwrap();
+    assert_error(&ed.me(&confused).await, 401, "unauthorized");
 }

@@ -99,7 +99,7 @@ async fn make_offline_user(srv: &TestServer, user: &str) {
     let mut ws = srv.connect(user).await;
     ws.inner.close().await.unwrap();
     drop(ws);
-    let registry = &srv.server.as_ref().unwrap().state.hub.registry;
+    let registry = &srv.server.as_ref().unwrap().state.hub.registry();
     let give_up = tokio::time::Instant::now() + WAIT;
     while registry.is_online(user) {
         assert!(tokio::time::Instant::now() < give_up, "{user} still online");

@@ -380,7 +380,7 @@ async fn last_seen_is_kept_in_memory_only_while_needed() {
     // Once carol is offline and her last_seen is stored, the in-memory entry
     // goes: the map is bounded by the users online.
     let give_up = std::time::Instant::now() + Duration::from_secs(5);
-    while hub.presence.cached_len() > 0 {
+    while hub.presence().cached_len() > 0 {
         assert!(std::time::Instant::now() < give_up, "entry never dropped");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -402,14 +402,14 @@ async fn graceful_shutdown_writes_pending_last_seen() {
     let running = srv.server.take().unwrap();
     let hub = running.state.hub.clone();
     let give_up = std::time::Instant::now() + Duration::from_secs(5);
-    while hub.registry.is_online("dave") {
+    while hub.registry().is_online("dave") {
         assert!(
             std::time::Instant::now() < give_up,
             "dave never went offline"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(hub.presence.unsaved_len(), 1, "dave's last_seen waits");
+    assert_eq!(hub.presence().unsaved_len(), 1, "dave's last_seen waits");
     let url = running.state.config.effective_database_url();
     running.shutdown().await;
     let store = tern_store::open(&url, tern_store::OpenOptions::default())

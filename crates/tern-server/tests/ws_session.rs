@@ -19,7 +19,8 @@ async fn auth_by_header_query_and_frame() {
     assert_eq!(ok["type"], "auth_ok");
     assert_eq!(ok["user"], "alice");
     assert!(ok.get("id").is_none(), "unprompted auth_ok has no id");
-    assert_eq!(ok["heartbeat_ms"], 25000);
+    // Derived: 40 % of the default idle timeout (60 s).
+    assert_eq!(ok["heartbeat_ms"], 24000);
     assert!(ok["session"].as_str().unwrap().starts_with("s-"));
     assert!(ok["server_time"].as_i64().unwrap() > 1_700_000_000_000);
 

@@ -24,7 +24,7 @@ const S = {
 
 function saved() {
   try {
-    const s = JSON.parse(localStorage.getItem(STORE_KEY) ?? "null");
+    const s = JSON.parse(sessionStorage.getItem(STORE_KEY) ?? "null");
     return s && s.token && s.expires_at > Date.now() + 60_000 ? s : null;
   } catch {
     return null;
@@ -47,7 +47,7 @@ async function authSubmit(register) {
   try {
     if (register) await S.http.register(user, pass);
     const login = await S.http.login(user, pass);
-    localStorage.setItem(STORE_KEY, JSON.stringify(login));
+    sessionStorage.setItem(STORE_KEY, JSON.stringify(login));
     $("auth-pass").value = "";
     await start(login);
   } catch (e) {
@@ -86,7 +86,7 @@ async function start(login) {
 async function logout(message) {
   const client = S.client;
   S.client = null;
-  localStorage.removeItem(STORE_KEY);
+  sessionStorage.removeItem(STORE_KEY);
   if (client) await client.close();
   Object.assign(S, { me: null, open: null, everConnected: false });
   for (const k of ["convs", "msgs", "reads", "presence", "typing", "groups"]) S[k].clear();

@@ -257,6 +257,12 @@ impl Authenticator {
     }
 }
 
+impl crate::service::BanCache for Authenticator {
+    fn set_banned_cached(&self, user: &str, banned: bool) {
+        Authenticator::set_banned_cached(self, user, banned);
+    }
+}
+
 /// The `iss` / `aud` a token must carry, from `[auth]` (empty: unchecked).
 pub fn claim_rules(cfg: &AuthConfig) -> token::ClaimRules {
     let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());

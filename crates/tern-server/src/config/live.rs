@@ -65,6 +65,12 @@ pub const RESTART_ONLY: &[&str] = &[
     "http.trusted_proxies",
     "http.header_read_timeout_ms",
     "http.max_connections",
+    // The cluster connection is set up once, at start.
+    "cluster.key_prefix",
+    "cluster.heartbeat_ms",
+    "cluster.node_ttl_ms",
+    "cluster.publish_queue",
+    "cluster.presence_flush_ms",
     "store.max_connections",
     // The writer task takes its batch size once, at start.
     "store.batch_max",
@@ -213,6 +219,12 @@ mod tests {
             let changed = match &*slot {
                 toml::Value::String(s) => toml::Value::String(format!("{s}x")),
                 toml::Value::Integer(n) => toml::Value::Integer(n + 1),
+                toml::Value::Boolean(b) => toml::Value::Boolean(!b),
+                toml::Value::Array(items) => {
+                    let mut items = items.clone();
+                    items.push(toml::Value::String("10.0.0.0/8".into()));
+                    toml::Value::Array(items)
+                }
                 other => other.clone(),
             };
             *slot = changed;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::Config;
 use crate::cli::ServeArgs;
 
-pub use env::{env_var_name, unrecognized_env_vars};
+pub use env::{env_var_name, unrecognized_among, unrecognized_env_vars};
 pub use validate::validate;
 
 /// Why the configuration could not be loaded. Every variant is the

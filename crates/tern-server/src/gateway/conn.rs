@@ -97,7 +97,7 @@ where
         id: auth_id,
         user: identity.user,
         session: session.public_id(),
-        heartbeat_ms: state.hub.config().limits.heartbeat_ms,
+        heartbeat_ms: state.hub.config().limits.effective_heartbeat_ms(),
         server_time: crate::service::now_ms(),
     };
     Some((session, encode_server(&ok)))

@@ -101,7 +101,7 @@ impl SessionCtx {
                 Some(self.presence_sub(id, users).await.map_err(go_on)?)
             }
             ClientFrame::PresenceUnsub { id, users } => {
-                hub.presence.unsubscribe(self.session.id, &users);
+                hub.unwatch_presence(self.session.id, &users);
                 self.watched.retain(|w| !users.contains(w));
                 Some(ServerFrame::Ok { id })
             }
@@ -139,7 +139,7 @@ impl SessionCtx {
                 "a session may watch at most {max} users"
             )));
         }
-        hub.presence.subscribe(&self.session, &new);
+        hub.watch_presence(&self.session, &new);
         self.watched.extend(new);
         Ok(ServerFrame::Presence { id, items })
     }

@@ -98,9 +98,8 @@ pub async fn login(
     headers: http::HeaderMap,
     Json(creds): Json<Credentials>,
 ) -> Result<Json<LoginOk>, ApiError> {
-    let ip = peer.map(|Extension(ConnectInfo(addr))| {
-        state.abuse_limits.client_ip(addr.ip(), &headers)
-    });
+    let ip =
+        peer.map(|Extension(ConnectInfo(addr))| state.abuse_limits.client_ip(addr.ip(), &headers));
     // Before any hashing: a refused attempt costs no Argon2 work.
     if let Err(e) = state.abuse_limits.check_login(ip, &creds.username) {
         metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http_login").increment(1);

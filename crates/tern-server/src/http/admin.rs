@@ -72,13 +72,16 @@ pub struct Stats {
 )]
 pub async fn stats(State(state): State<AppState>, _admin: Admin) -> Result<Json<Stats>, ApiError> {
     let (users, messages) = state.store.counts().await.map_err(ServiceError::from)?;
-    let node = state.hub.node_stats(state.lifecycle.connections.len());
+    let nodes = state
+        .hub
+        .cluster_stats(state.lifecycle.connections.len())
+        .await;
     Ok(Json(Stats {
-        connections: node.connections,
-        sessions: node.sessions,
+        connections: nodes.iter().map(|n| n.connections).sum(),
+        sessions: nodes.iter().map(|n| n.sessions).sum(),
         users,
         messages,
-        nodes: vec![node],
+        nodes,
     }))
 }
 
@@ -103,7 +106,6 @@ pub async fn ban(
     Path(user): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.hub.set_banned(&user, true).await?;
-    state.auth.set_banned_cached(&user, true);
     tracing::info!(user, by, "ban");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -129,7 +131,6 @@ pub async fn unban(
     Path(user): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.hub.set_banned(&user, false).await?;
-    state.auth.set_banned_cached(&user, false);
     tracing::info!(user, by, "unban");
     Ok(StatusCode::NO_CONTENT)
 }

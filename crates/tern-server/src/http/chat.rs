@@ -225,7 +225,7 @@ pub async fn presence(
     Path(user): Path<String>,
 ) -> Result<Json<PresenceItem>, ApiError> {
     state.hub.require_user(&user).await?;
-    Ok(Json(state.hub.presence.get(&user).await))
+    Ok(Json(state.hub.presence_of_user(&user).await))
 }
 
 fn parse_conv(raw: &str) -> Result<ConvId, ServiceError> {

@@ -45,6 +45,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if state.lifecycle.is_draining() {
         return Err(ServiceError::Unavailable("server is draining".into()).into());
     }
+    if !state.hub.cluster_healthy() {
+        return Err(ServiceError::Unavailable("cluster bus (Redis) unreachable".into()).into());
+    }
     match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {

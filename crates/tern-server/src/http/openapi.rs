@@ -349,9 +349,13 @@ pub struct GroupInfoSchema {
 #[allow(dead_code)]
 pub struct NodeStatsSchema {
     pub id: String,
+    /// The address another node serves on; absent for the answering node.
+    pub addr: Option<String>,
     pub connections: u64,
     pub sessions: u64,
-    pub users_online: u64,
+    /// Users with a session on this node; `null` for other nodes.
+    #[schema(required = true)]
+    pub users_online: Option<u64>,
     /// Resident set size of the server process in KiB (`VmRSS` of
     /// `/proc/self/status`); `null` off Linux or when it cannot be read.
     #[schema(required = true)]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tern_cluster::Event;
 use tern_proto::ids::{is_reserved_username, validate_username};
 use tern_proto::{CloseCode, ConvId, MessageKind};
 use tern_store::{Appended, NewMessage};
@@ -15,27 +16,42 @@ use super::{now_ms, Hub, ServiceError, ServiceResult};
 pub const SYSTEM_USER: &str = "system";
 
 impl Hub {
-    /// Bans or unbans `user`; a ban closes its live sessions with 4011.
-    /// `not_found` for an unknown user.
+    /// Bans or unbans `user`, in this order: the store, the ban cache of
+    /// every node, then (a ban) every session of the user on every node is
+    /// closed with 4011. `not_found` for an unknown user.
     pub async fn set_banned(&self, user: &str, banned: bool) -> ServiceResult<()> {
         if !self.store.set_banned(user, banned).await? {
             return Err(ServiceError::NotFound(format!("no such user: {user}")));
         }
+        self.cache_ban(user, banned);
+        self.tell_nodes(Event::Banned {
+            user: user.to_owned(),
+            banned,
+        });
         if banned {
             let closed = self.registry.close_user(user, CloseCode::Kicked);
-            tracing::info!(user, closed, "user banned");
+            tracing::info!(user, closed_here = closed, "user banned");
         } else {
             tracing::info!(user, "user unbanned");
         }
         Ok(())
     }
 
-    /// Closes every live session of `user` with 4011. `not_found` for an
-    /// unknown user.
+    /// Closes every live session of `user` with 4011, on every node.
+    /// `not_found` for an unknown user. Returns the sessions closed here.
     pub async fn kick(&self, user: &str) -> ServiceResult<usize> {
         self.require_user(user).await?;
+        for node in self.cluster.directory.remote_nodes(user) {
+            self.cluster.bus.send_to(
+                &node,
+                Event::CloseUser {
+                    user: user.to_owned(),
+                    code: CloseCode::Kicked.code(),
+                },
+            );
+        }
         let closed = self.registry.close_user(user, CloseCode::Kicked);
-        tracing::info!(user, closed, "user kicked");
+        tracing::info!(user, closed_here = closed, "user kicked");
         Ok(closed)
     }
 
@@ -103,12 +119,36 @@ impl Hub {
     /// This node's figures for `/admin/stats`.
     pub fn node_stats(&self, connections: usize) -> NodeStats {
         NodeStats {
-            id: self.node_id.clone(),
+            id: self.node_id().clone(),
+            addr: None,
             connections,
             sessions: self.registry.len(),
-            users_online: self.registry.users_online(),
+            users_online: Some(self.registry.users_online()),
             rss_kib: process_rss_kib(),
         }
+    }
+
+    /// Every node of the cluster, this one first with its full figures,
+    /// the others as their last heartbeat in the node registry said.
+    pub async fn cluster_stats(&self, connections: usize) -> Vec<NodeStats> {
+        let mut nodes = vec![self.node_stats(connections)];
+        match self.cluster.directory.nodes().await {
+            Ok(others) => nodes.extend(
+                others
+                    .into_iter()
+                    .filter(|n| *n.id != **self.node_id())
+                    .map(|n| NodeStats {
+                        id: Arc::from(n.id),
+                        addr: Some(n.addr),
+                        connections: usize::try_from(n.connections).unwrap_or(usize::MAX),
+                        sessions: usize::try_from(n.sessions).unwrap_or(usize::MAX),
+                        users_online: None,
+                        rss_kib: None,
+                    }),
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot list the cluster's nodes"),
+        }
+        nodes
     }
 }
 
@@ -116,9 +156,14 @@ impl Hub {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeStats {
     pub id: Arc<str>,
+    /// The address another node serves on (from the node registry);
+    /// absent for the node answering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
     pub connections: usize,
     pub sessions: usize,
-    pub users_online: usize,
+    /// Users with a session on this node; `null` for other nodes.
+    pub users_online: Option<usize>,
     /// Resident set size of the server process in KiB (`VmRSS` of
     /// `/proc/self/status`); `None` (JSON `null`) off Linux or if unreadable.
     pub rss_kib: Option<u64>,

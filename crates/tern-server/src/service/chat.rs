@@ -256,6 +256,21 @@ impl Hub {
         Ok(())
     }
 
+    /// `session` starts watching the presence of `users`.
+    pub fn watch_presence(&self, session: &Arc<Session>, users: &[String]) {
+        self.presence.subscribe(session, users);
+    }
+
+    /// `session` stops watching the presence of `users`.
+    pub fn unwatch_presence(&self, session_id: u64, users: &[String]) {
+        self.presence.unsubscribe(session_id, users);
+    }
+
+    /// The presence of one user, on any node.
+    pub async fn presence_of_user(&self, user: &str) -> PresenceItem {
+        self.presence.get(user).await
+    }
+
     /// Current presence of `users` (subscribing is the caller's part).
     pub async fn presence_of(&self, users: &[String]) -> ServiceResult<Vec<PresenceItem>> {
         let max = self.config().limits.max_presence_subs;

@@ -1,25 +1,31 @@
-//! [`Delivery`]: pushes to the online sessions of a conversation's members.
-//! Every frame is encoded once and its bytes shared by all recipients.
-//! Members with no session here get an offline push event instead.
+//! [`Delivery`]: pushes to the online sessions of a conversation's members,
+//! on this node directly and on the other nodes of a cluster through the
+//! bus (one event per node that holds recipients). Every frame is encoded
+//! once and its bytes shared by all recipients. Members with no session
+//! anywhere get an offline push event instead.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tern_cluster::PushTarget;
 use tern_proto::{encode_server, ConvId, Message, ServerFrame};
 
+use super::cluster::ClusterLink;
 use super::groups::GroupDirectory;
 use super::outbox::Pushed;
 use super::push::PushNotifier;
 use super::registry::SessionRegistry;
 use crate::metrics as m;
 
-/// Fan-out of pushes to the sessions of this node.
+/// Fan-out of pushes to the sessions of this node and, through the bus, of
+/// the others.
 pub struct Delivery {
     registry: Arc<SessionRegistry>,
     /// The offline push webhook, when configured.
     push: Option<Arc<PushNotifier>>,
     /// Group memberships, for fan-out to `g:<id>`.
     groups: Arc<GroupDirectory>,
+    cluster: ClusterLink,
 }
 
 impl Delivery {
@@ -27,12 +33,19 @@ impl Delivery {
         registry: Arc<SessionRegistry>,
         push: Option<Arc<PushNotifier>>,
         groups: Arc<GroupDirectory>,
+        cluster: ClusterLink,
     ) -> Self {
         Self {
             registry,
             push,
             groups,
+            cluster,
         }
+    }
+
+    /// The bus and directory this delivery forwards through.
+    pub fn cluster(&self) -> &ClusterLink {
+        &self.cluster
     }
 
     /// The offline push webhook, when configured.
@@ -48,6 +61,11 @@ impl Delivery {
         self.notify_offline(msg);
     }
 
+    /// Whether `user` has a session on any node.
+    pub fn is_online(&self, user: &str) -> bool {
+        self.registry.is_online(user) || self.cluster.online_elsewhere(user)
+    }
+
     /// A new message, for the fan-out workers: to every session of every
     /// member but `except`, and offline push events for members with no
     /// session. A large group is pushed in chunks, yielding between them so
@@ -61,12 +79,15 @@ impl Delivery {
             return;
         };
         let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+        // Other nodes first: they fan out to their own members meanwhile.
+        self.cluster
+            .forward_conv(&msg.conv, members.iter(), None, &frame);
         let mut pushed = 0;
         for (i, user) in members.iter().enumerate() {
             let (n, online) = self.push_to(user, &frame, except);
             pushed += n;
             // The offline-push check rides on the same registry lookup.
-            if !online && user != msg.from {
+            if !online && user != msg.from && !self.cluster.online_elsewhere(user) {
                 if let Some(push) = &self.push {
                     push.offline(user, msg);
                 }
@@ -88,7 +109,7 @@ impl Delivery {
         };
         let parties = if a == b { &[a][..] } else { &[a, b][..] };
         for user in parties {
-            if **user != msg.from && !self.registry.is_online(user) {
+            if **user != msg.from && !self.is_online(user) {
                 push.offline(user, msg);
             }
         }
@@ -114,11 +135,33 @@ impl Delivery {
         self.to_members(conv, Some(user), &frame, None);
     }
 
-    /// Pushes `frame` to every session of `user` but `except`.
+    /// Pushes `frame` to every session of `user` on every node (but the
+    /// local session `except`); returns the pushes made here.
     pub fn to_user(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
+        self.cluster.forward_users([user], frame);
+        self.to_user_local(user, frame, except)
+    }
+
+    /// Pushes `frame` to every session of `user` on this node but `except`.
+    pub fn to_user_local(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
         let (n, _) = self.push_to(user, frame, except);
         metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
         n
+    }
+
+    /// Delivers a push another node forwarded, to this node's sessions.
+    pub fn deliver_forwarded(&self, target: &PushTarget, frame: &Bytes) {
+        match target {
+            PushTarget::Users { users } => {
+                for user in users {
+                    self.to_user_local(user, frame, None);
+                }
+            }
+            PushTarget::Conv { conv, skip } => match ConvId::parse(conv) {
+                Ok(conv) => self.local_members(&conv, skip.as_deref(), frame, None),
+                Err(_) => tracing::warn!(%conv, "forwarded push for a bad conversation id"),
+            },
+        }
     }
 
     /// Queues `frame` on every session of `user` but `except`: how many
@@ -133,6 +176,7 @@ impl Delivery {
         (n, online)
     }
 
+    /// To the members of `conv` but `skip_user`, here and on other nodes.
     fn to_members(
         &self,
         conv: &ConvId,
@@ -142,8 +186,31 @@ impl Delivery {
     ) {
         match conv {
             ConvId::Direct { a, b } => {
+                self.cluster
+                    .forward_conv(conv, [a.as_str(), b.as_str()], skip_user, frame);
+            }
+            ConvId::Group(id) => {
+                if let Some(members) = self.groups.members(id) {
+                    self.cluster
+                        .forward_conv(conv, members.iter(), skip_user, frame);
+                }
+            }
+        }
+        self.local_members(conv, skip_user, frame, except);
+    }
+
+    /// To the members of `conv` but `skip_user` that have sessions here.
+    fn local_members(
+        &self,
+        conv: &ConvId,
+        skip_user: Option<&str>,
+        frame: &Bytes,
+        except: Option<u64>,
+    ) {
+        match conv {
+            ConvId::Direct { a, b } => {
                 for user in [a, b].into_iter().filter(|u| Some(u.as_str()) != skip_user) {
-                    self.to_user(user, frame, except);
+                    self.to_user_local(user, frame, except);
                     if a == b {
                         break;
                     }
@@ -155,7 +222,7 @@ impl Delivery {
                     return;
                 };
                 for user in members.iter().filter(|u| Some(*u) != skip_user) {
-                    self.to_user(user, frame, except);
+                    self.to_user_local(user, frame, except);
                 }
             }
         }

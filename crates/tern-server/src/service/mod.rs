@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod chat;
+pub mod cluster;
 pub mod delivery;
 pub mod error;
 pub mod fanout;
 pub mod groups;
+mod inbound;
 pub mod moderation;
 pub mod outbox;
 pub mod presence;
@@ -19,15 +21,19 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use tern_cluster::local::LocalNode;
+use tern_cluster::{Event, NodeStatsSource};
 use tern_store::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 pub use error::{ServiceError, ServiceResult};
 pub use registry::{Session, SessionRegistry};
 
 use crate::config::live::LiveConfig;
 use crate::config::Config;
+use cluster::ClusterLink;
 use delivery::Delivery;
 use groups::GroupDirectory;
 use moderation::WordFilter;
@@ -35,22 +41,27 @@ use outbox::Outbox;
 use presence::Presence;
 use writer::WriteRequest;
 
-/// The heart of one node: live sessions, the write path and fan-out.
+/// The heart of one node: live sessions, the write path and fan-out, and
+/// its link to the other nodes of a cluster.
 pub struct Hub {
-    /// The configuration the server started with. Reloadable keys must be
-    /// read through [`Hub::config`] instead.
-    pub config: Arc<Config>,
     /// The configuration in effect, swapped whole on reload.
     live: LiveConfig,
-    pub store: Arc<dyn Store>,
-    pub registry: Arc<SessionRegistry>,
-    pub presence: Arc<Presence>,
+    store: Arc<dyn Store>,
+    registry: Arc<SessionRegistry>,
+    presence: Arc<Presence>,
     /// Stops the last_seen flusher (it flushes once more on the way out).
     presence_stop: tokio_util::sync::CancellationToken,
     presence_task: Mutex<Option<JoinHandle<()>>>,
-    pub delivery: Arc<Delivery>,
+    delivery: Arc<Delivery>,
     /// Group memberships, in memory for the send path and fan-out.
-    pub groups: Arc<GroupDirectory>,
+    groups: Arc<GroupDirectory>,
+    /// The bus and the presence directory (in-process on a single node).
+    cluster: ClusterLink,
+    /// Where bans are cached besides the store (the authenticator).
+    ban_cache: RwLock<Option<Arc<dyn BanCache>>>,
+    /// The loop applying what other nodes send; stopped at shutdown.
+    inbound: TaskTracker,
+    inbound_stop: tokio_util::sync::CancellationToken,
     writer: RwLock<Option<mpsc::Sender<WriteRequest>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     /// Fan-out workers; they finish once the writer is gone and their
@@ -64,19 +75,63 @@ pub struct Hub {
     moderation: RwLock<Arc<WordFilter>>,
     /// Per-user send buckets of HTTP sends.
     http_sends: user_limits::UserSendLimits,
-    /// This node's id (`node_id`, or host name + random suffix).
-    pub node_id: Arc<str>,
+}
+
+/// Keeps a cache of banned users current (implemented by the authenticator).
+pub trait BanCache: Send + Sync {
+    fn set_banned_cached(&self, user: &str, banned: bool);
+}
+
+/// This node's live figures, for the cluster's node registry.
+pub struct LiveFigures {
+    pub registry: Arc<SessionRegistry>,
+    /// The connection tasks (`Lifecycle::connections`).
+    pub connections: TaskTracker,
+}
+
+impl NodeStatsSource for LiveFigures {
+    fn connections(&self) -> u64 {
+        self.connections.len() as u64
+    }
+
+    fn sessions(&self) -> u64 {
+        self.registry.len() as u64
+    }
 }
 
 impl Hub {
-    /// Builds the hub and starts its writer task (needs a Tokio runtime).
-    /// `filter` is built from `config.moderation` by the caller, since
-    /// loading its word file can fail.
+    /// A single node: builds the hub on an in-process bus of its own and
+    /// starts its tasks (needs a Tokio runtime). `filter` is built from
+    /// `config.moderation` by the caller, since loading its word file can
+    /// fail.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, filter: WordFilter) -> Arc<Self> {
         let registry = Arc::new(SessionRegistry::new(config.limits.max_sessions_per_user));
+        let figures = Arc::new(LiveFigures {
+            registry: registry.clone(),
+            connections: TaskTracker::new(),
+        });
+        let node = LocalNode::single(&node_id(&config.node_id), figures, now_ms());
+        let link = ClusterLink::new(node.clone(), node);
+        Self::assemble(config, store, filter, registry, link)
+    }
+
+    /// Builds the hub around `registry` with `cluster` as its link to the
+    /// other nodes, and starts its tasks (needs a Tokio runtime).
+    pub fn assemble(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        filter: WordFilter,
+        registry: Arc<SessionRegistry>,
+        cluster: ClusterLink,
+    ) -> Arc<Self> {
         let notifier = push::PushNotifier::spawn(&config.push);
         let groups = Arc::new(GroupDirectory::new());
-        let delivery = Arc::new(Delivery::new(registry.clone(), notifier, groups.clone()));
+        let delivery = Arc::new(Delivery::new(
+            registry.clone(),
+            notifier,
+            groups.clone(),
+            cluster.clone(),
+        ));
         let (fanout, fanout_tasks) = fanout::FanOut::spawn(
             delivery.clone(),
             fanout::default_workers(),
@@ -90,21 +145,23 @@ impl Hub {
         );
         let http_sends =
             user_limits::UserSendLimits::new(config.limits.send_rate, config.limits.send_burst);
-        let node_id = node_id(&config.node_id);
-        let presence = Arc::new(Presence::new(registry.clone(), store.clone()));
+        let presence = Arc::new(Presence::new(
+            registry.clone(),
+            store.clone(),
+            cluster.clone(),
+        ));
         let presence_stop = tokio_util::sync::CancellationToken::new();
         let presence_task = tokio::spawn(presence.clone().run_flusher(
             std::time::Duration::from_millis(config.store.last_seen_flush_ms),
             presence_stop.clone(),
         ));
-        Arc::new(Self {
+        let inbound_rx = cluster.bus.take_inbound();
+        let hub = Arc::new(Self {
             http_sends,
-            node_id,
             presence,
             presence_stop,
             presence_task: Mutex::new(Some(presence_task)),
-            live: LiveConfig::new(config.clone()),
-            config,
+            live: LiveConfig::new(config),
             store,
             registry,
             delivery,
@@ -116,7 +173,71 @@ impl Hub {
             next_session: AtomicU64::new(rand::random::<u32>() as u64),
             known_users: Mutex::default(),
             moderation: RwLock::new(Arc::new(filter)),
-        })
+            cluster,
+            ban_cache: RwLock::new(None),
+            inbound: TaskTracker::new(),
+            inbound_stop: tokio_util::sync::CancellationToken::new(),
+        });
+        match inbound_rx {
+            Some(rx) => {
+                let stop = hub.inbound_stop.clone();
+                hub.inbound
+                    .spawn(inbound::run(Arc::downgrade(&hub), rx, stop));
+            }
+            None => tracing::error!("the bus's inbound stream was already taken"),
+        }
+        hub
+    }
+
+    /// This node's id (`node_id`, or host name + random suffix).
+    pub fn node_id(&self) -> &Arc<str> {
+        self.cluster.node_id()
+    }
+
+    /// The store behind the hub.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The live sessions of this node.
+    pub fn registry(&self) -> &Arc<SessionRegistry> {
+        &self.registry
+    }
+
+    /// Presence: subscriptions and last-seen times.
+    pub fn presence(&self) -> &Arc<Presence> {
+        &self.presence
+    }
+
+    /// The bus and the presence directory.
+    pub fn cluster(&self) -> &ClusterLink {
+        &self.cluster
+    }
+
+    /// Whether this node can reach the other nodes (`/readyz`).
+    pub fn cluster_healthy(&self) -> bool {
+        self.cluster.bus.is_healthy()
+    }
+
+    /// Where bans are cached besides the store; set once at start.
+    pub fn set_ban_cache(&self, cache: Arc<dyn BanCache>) {
+        *self.ban_cache.write().unwrap_or_else(|e| e.into_inner()) = Some(cache);
+    }
+
+    fn cache_ban(&self, user: &str, banned: bool) {
+        let cache = self
+            .ban_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(cache) = cache {
+            cache.set_banned_cached(user, banned);
+        }
+    }
+
+    /// Tells every other node (in publish order, before any later push).
+    pub(crate) fn tell_nodes(&self, event: Event) {
+        self.cluster.broadcast(event);
     }
 
     /// The configuration in effect: take it once per operation.
@@ -198,8 +319,8 @@ impl Hub {
     }
 
     /// Stops the writer after the sends already queued are committed and
-    /// answered, then flushes the push webhook. Call once no connection can
-    /// submit any more.
+    /// answered, then flushes the push webhook, stops the inbound loop and
+    /// leaves the cluster. Call once no connection can submit any more.
     pub async fn shutdown(&self) {
         let tx = self
             .writer
@@ -242,6 +363,10 @@ impl Hub {
                 tracing::error!(error = %e, "last_seen flusher failed");
             }
         }
+        self.inbound_stop.cancel();
+        self.inbound.close();
+        self.inbound.wait().await;
+        self.cluster.directory.leave().await;
     }
 
     async fn submit(&self, req: WriteRequest) -> ServiceResult<()> {
@@ -256,7 +381,7 @@ impl Hub {
 }
 
 /// The configured node id, or the host name with a random suffix.
-fn node_id(configured: &str) -> Arc<str> {
+pub fn node_id(configured: &str) -> Arc<str> {
     if !configured.is_empty() {
         return Arc::from(configured);
     }

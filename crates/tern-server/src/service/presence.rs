@@ -1,5 +1,7 @@
 //! Presence: who watches whom, last-seen times, and the pushes sent when a
-//! user comes online (first session) or goes offline (last session ends).
+//! user comes online (first session anywhere) or goes offline (last session
+//! anywhere ends). Each node tells its own watchers; what other nodes hold
+//! comes from the cluster's presence directory.
 //! Last-seen times are written to the store in coalesced batches (one
 //! statement per flush, one row per user however often it flapped), so a
 //! reconnect storm costs memory bounded by the users involved and a few
@@ -12,12 +14,14 @@ use std::time::Duration;
 use tern_proto::{encode_server, PresenceItem, ServerFrame};
 use tern_store::Store;
 
+use super::cluster::ClusterLink;
 use super::registry::{Session, SessionRegistry};
 
 /// Presence subscriptions and last-seen times of this node.
 pub struct Presence {
     registry: Arc<SessionRegistry>,
     store: Arc<dyn Store>,
+    cluster: ClusterLink,
     /// watched user → sessions watching it.
     watchers: Mutex<HashMap<String, Vec<Arc<Session>>>>,
     /// Last-seen times learned since start (the store has older ones).
@@ -32,10 +36,15 @@ pub struct Presence {
 const FLUSH_CHUNK: usize = 1000;
 
 impl Presence {
-    pub fn new(registry: Arc<SessionRegistry>, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        registry: Arc<SessionRegistry>,
+        store: Arc<dyn Store>,
+        cluster: ClusterLink,
+    ) -> Self {
         Self {
             registry,
             store,
+            cluster,
             watchers: Mutex::default(),
             last_seen: Mutex::default(),
             unsaved: Mutex::default(),
@@ -86,7 +95,7 @@ impl Presence {
 
     /// The current presence of `user`.
     pub async fn get(&self, user: &str) -> PresenceItem {
-        let online = self.registry.is_online(user);
+        let online = self.registry.is_online(user) || self.cluster.online_elsewhere(user);
         let known = lock(&self.last_seen).get(user).copied();
         let last_seen = match known {
             Some(ts) => Some(ts),
@@ -129,22 +138,50 @@ impl Presence {
         }
     }
 
-    /// A session started; `came_online` if it is the user's first.
+    /// A session started; `came_online` if it is the user's first here.
     pub fn session_started(&self, user: &Arc<str>, came_online: bool, now: i64) {
         lock(&self.last_seen).insert(user.clone(), now);
         if came_online {
+            self.cluster.directory.set_local(user, true);
             // Only transitions are persisted: a reconnect storm must not turn
             // into one database write per connection.
             self.persist_last_seen(user, now);
-            self.announce(user, true, now);
+            if !self.cluster.online_elsewhere(user) {
+                self.announce(user, true, now);
+            }
         }
     }
 
-    /// A session ended; `went_offline` if it was the user's last.
+    /// A session ended; `went_offline` if it was the user's last here.
     pub fn session_ended(&self, user: &Arc<str>, went_offline: bool, now: i64) {
         if went_offline {
+            self.cluster.directory.set_local(user, false);
             lock(&self.last_seen).insert(user.clone(), now);
             self.persist_last_seen(user, now);
+            if !self.cluster.online_elsewhere(user) {
+                self.announce(user, false, now);
+            }
+        }
+    }
+
+    /// Node `node` reported `user` online or offline there. Watchers here
+    /// hear of it when the user's state across the cluster changed.
+    pub fn remote_change(&self, node: &str, user: &str, online: bool, now: i64) {
+        let flipped = self.cluster.directory.apply_remote(node, user, online);
+        if flipped && !self.registry.is_online(user) {
+            if online {
+                lock(&self.last_seen).insert(Arc::from(user), now);
+            } else {
+                lock(&self.last_seen).remove(user);
+            }
+            self.announce(user, online, now);
+        }
+    }
+
+    /// The node that held `user`'s last remote sessions is gone.
+    pub fn remote_gone(&self, user: &str, now: i64) {
+        if !self.registry.is_online(user) {
+            lock(&self.last_seen).remove(user);
             self.announce(user, false, now);
         }
     }

@@ -8,7 +8,7 @@ use crate::config::Config;
 /// Variables starting with `TERN_` that are not config keys but are known.
 const OTHER_KNOWN_VARS: &[&str] = &["TERN_CONFIG"];
 /// Prefixes of variables used by test suites and tools, never by the server.
-const OTHER_KNOWN_PREFIXES: &[&str] = &["TERN_TEST_"];
+const OTHER_KNOWN_PREFIXES: &[&str] = &["TERN_TEST_", "TERN_BENCH_"];
 
 /// Reads a variable of the real process environment. A value that is not
 /// UTF-8 is passed on lossily so that it fails parsing with the variable's
@@ -129,19 +129,29 @@ fn set(root: &mut toml::Value, path: &[&str], value: toml::Value) {
 }
 
 /// Every `TERN_*` variable of the process that no config key, nor anything
-/// else known, reads: most likely a typo. `main` may log these as warnings
-/// once logging is up (they are not errors: other tools share the prefix).
+/// else known, reads: most likely a typo. `tern serve` logs these as
+/// warnings once logging is up and `tern config check` lists them (they are
+/// not errors: other tools share the prefix).
 pub fn unrecognized_env_vars() -> Vec<String> {
+    unrecognized_among(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+}
+
+/// The names among `names` that start with `TERN_` and that no config key
+/// nor anything else known reads, sorted.
+pub fn unrecognized_among(names: impl IntoIterator<Item = String>) -> Vec<String> {
     let known: Vec<String> = toml::Value::try_from(Config::default())
         .map(|d| leaves(&d))
         .unwrap_or_default()
         .iter()
         .map(|(path, _)| env_var_name(&path.iter().map(String::as_str).collect::<Vec<_>>()))
         .collect();
-    std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
+    let mut unknown: Vec<String> = names
+        .into_iter()
         .filter(|k| k.starts_with("TERN_"))
         .filter(|k| !known.contains(k) && !OTHER_KNOWN_VARS.contains(&k.as_str()))
         .filter(|k| !OTHER_KNOWN_PREFIXES.iter().any(|p| k.starts_with(p)))
-        .collect()
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
 }

@@ -268,7 +268,6 @@ fn every_validation_rule_fires() {
     });
     assert_problem("limits.auth_timeout_ms", |c| c.limits.auth_timeout_ms = 0);
     assert_problem("limits.idle_timeout_ms", |c| c.limits.idle_timeout_ms = 0);
-    assert_problem("limits.heartbeat_ms", |c| c.limits.heartbeat_ms = 0);
     assert_problem("limits.heartbeat_ms", |c| c.limits.heartbeat_ms = 60_000);
     assert_problem("limits.send_rate", |c| c.limits.send_rate = 0);
     assert_problem("limits.send_burst", |c| c.limits.send_burst = 0);
@@ -376,4 +375,53 @@ fn docs_mention_every_key_and_variable() {
         assert!(DOCS.contains(&format!("`{key}`")), "docs lack `{key}`");
         assert!(DOCS.contains(&format!("`{var}`")), "docs lack `{var}`");
     }
+}
+
+#[test]
+fn heartbeat_is_derived_from_the_idle_timeout_unless_set() {
+    // A short idle timeout alone must load (it used to fail against a fixed
+    // 25 s heartbeat).
+    let env = env_of(&[("TERN_LIMITS_IDLE_TIMEOUT_MS", "10000")]);
+    let c = load_str(&ServeArgs::default(), None, &env).unwrap();
+    assert_eq!(c.limits.heartbeat_ms, 0);
+    assert_eq!(c.limits.effective_heartbeat_ms(), 4000);
+    assert_eq!(Config::default().limits.effective_heartbeat_ms(), 24_000);
+    let tiny = LimitsConfig {
+        idle_timeout_ms: 1,
+        ..LimitsConfig::default()
+    };
+    assert_eq!(tiny.effective_heartbeat_ms(), 1);
+
+    // An explicit value is used as is, and checked.
+    let env = env_of(&[
+        ("TERN_LIMITS_IDLE_TIMEOUT_MS", "10000"),
+        ("TERN_LIMITS_HEARTBEAT_MS", "3000"),
+    ]);
+    let c = load_str(&ServeArgs::default(), None, &env).unwrap();
+    assert_eq!(c.limits.effective_heartbeat_ms(), 3000);
+    let env = env_of(&[
+        ("TERN_LIMITS_IDLE_TIMEOUT_MS", "10000"),
+        ("TERN_LIMITS_HEARTBEAT_MS", "25000"),
+    ]);
+    let err = load_str(&ServeArgs::default(), None, &env).unwrap_err();
+    assert!(err.to_string().contains("limits.heartbeat_ms"), "{err}");
+}
+
+#[test]
+fn unknown_tern_variables_are_found() {
+    let names = [
+        "TERN_LIMITS_MAX_FRAME_BYTE", // typo
+        "TERN_HTTP_ADDR",
+        "TERN_CONFIG",
+        "TERN_TEST_POSTGRES_URL",
+        "TERN_BENCH_HOST",
+        "HOME",
+        "TERN_JWT_SECRETS", // typo
+        "TERN_HTTP_ADDR",
+    ]
+    .map(String::from);
+    assert_eq!(
+        unrecognized_among(names),
+        ["TERN_JWT_SECRETS", "TERN_LIMITS_MAX_FRAME_BYTE"]
+    );
 }

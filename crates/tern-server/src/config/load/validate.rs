@@ -38,6 +38,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     check_endpoints(config, &mut p);
     check_auth(config, &mut p);
     check_http(config, &mut p);
+    check_cluster(config, &mut p);
     check_limits(config, &mut p);
     check_store_and_log(config, &mut p);
     check_push(config, &mut p);
@@ -153,16 +154,35 @@ fn check_http(c: &Config, p: &mut Problems) {
     }
 }
 
+fn check_cluster(c: &Config, p: &mut Problems) {
+    let k = &c.cluster;
+    if k.key_prefix.is_empty() || k.key_prefix.chars().any(|ch| ch.is_whitespace()) {
+        p.add("cluster.key_prefix", "must be non-empty without spaces");
+    }
+    p.positive("cluster.heartbeat_ms", k.heartbeat_ms);
+    p.positive("cluster.publish_queue", k.publish_queue as u64);
+    p.positive("cluster.presence_flush_ms", k.presence_flush_ms);
+    if k.node_ttl_ms <= k.heartbeat_ms {
+        p.add(
+            "cluster.node_ttl_ms",
+            format!(
+                "must be greater than cluster.heartbeat_ms ({}), ideally 3 to 5 times it",
+                k.heartbeat_ms
+            ),
+        );
+    }
+}
+
 fn check_limits(c: &Config, p: &mut Problems) {
     let l = &c.limits;
     // `drain_timeout_ms` and `goaway_reconnect_ms` may be 0 (close at once,
     // reconnect at once); `max_presence_subs = 0` disables presence watching.
-    let must_be_positive: [(&str, u64); 16] = [
+    // `heartbeat_ms = 0` means "derived from idle_timeout_ms".
+    let must_be_positive: [(&str, u64); 15] = [
         ("limits.max_frame_bytes", l.max_frame_bytes as u64),
         ("limits.max_body_bytes", l.max_body_bytes as u64),
         ("limits.auth_timeout_ms", l.auth_timeout_ms),
         ("limits.idle_timeout_ms", l.idle_timeout_ms),
-        ("limits.heartbeat_ms", l.heartbeat_ms),
         ("limits.send_rate", u64::from(l.send_rate)),
         ("limits.send_burst", u64::from(l.send_burst)),
         ("limits.rate_abuse_limit", u64::from(l.rate_abuse_limit)),
@@ -214,7 +234,8 @@ fn check_limits(c: &Config, p: &mut Problems) {
             ),
         );
     }
-    if l.heartbeat_ms >= l.idle_timeout_ms {
+    // Only an explicit value is checked: the derived one always fits.
+    if l.heartbeat_ms > 0 && l.heartbeat_ms >= l.idle_timeout_ms {
         p.add(
             "limits.heartbeat_ms",
             format!(

@@ -96,6 +96,22 @@ impl GroupDirectory {
         self.write().insert(id.to_owned(), members);
     }
 
+    /// Adds `users` to group `id` (a change made on another node).
+    pub fn add(&self, id: &str, users: &[String]) {
+        let mut groups = self.write();
+        let Some(old) = groups.get(id) else { return };
+        let members = Members::new(old.iter().chain(users.iter().map(String::as_str)));
+        groups.insert(id.to_owned(), Arc::new(members));
+    }
+
+    /// Removes `users` from group `id` (a change made on another node).
+    pub fn remove_users(&self, id: &str, users: &[String]) {
+        let mut groups = self.write();
+        let Some(old) = groups.get(id) else { return };
+        let members = Members::new(old.iter().filter(|m| !users.iter().any(|u| u == m)));
+        groups.insert(id.to_owned(), Arc::new(members));
+    }
+
     /// Forgets a deleted group.
     pub fn remove(&self, id: &str) {
         self.write().remove(id);

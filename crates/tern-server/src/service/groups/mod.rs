@@ -8,6 +8,7 @@ pub use directory::{GroupDirectory, Members};
 
 use std::collections::BTreeSet;
 
+use tern_cluster::{Event, GroupChange};
 use tern_proto::frame::{GroupEvent, GroupInfo};
 use tern_proto::{encode_server, ServerFrame};
 use tern_store::{GroupRecord, GroupRole, RoleOutcome};
@@ -50,7 +51,7 @@ impl Hub {
             .store
             .create_group(&id, &name, owner, members, now_ms())
             .await?;
-        self.groups.set(&group.id, &group.members);
+        self.set_group_members(&group.id, &group.members);
         tracing::info!(group = %group.id, owner, members = group.members.len(), "group created");
         let users = group.members.clone();
         self.push_group(GroupEvent::MemberAdded, &group, users, &group.members);
@@ -91,7 +92,7 @@ impl Hub {
         if !self.store.delete_group(id).await? {
             return Err(no_group(id));
         }
-        self.groups.remove(id);
+        self.forget_group(id);
         tracing::info!(group = id, user, "group deleted");
         self.push_group(GroupEvent::Deleted, &group, Vec::new(), &group.members);
         Ok(())
@@ -126,7 +127,7 @@ impl Hub {
             .add_members(id, users, now_ms())
             .await?
             .ok_or_else(|| no_group(id))?;
-        self.groups.set(id, &group.members);
+        self.set_group_members(id, &group.members);
         if !added.is_empty() {
             self.push_group(GroupEvent::MemberAdded, &group, added, &group.members);
         }
@@ -145,7 +146,7 @@ impl Hub {
             .remove_member(id, target)
             .await?
             .ok_or_else(|| no_group(id))?;
-        self.groups.set(id, &group.members);
+        self.set_group_members(id, &group.members);
         if was_member {
             let to: Vec<String> = group
                 .members
@@ -260,6 +261,24 @@ impl Hub {
             )));
         }
         Ok(())
+    }
+
+    /// Puts a group's members in effect here and on every other node (in
+    /// publish order, so before any later push to the group).
+    fn set_group_members(&self, id: &str, members: &[String]) {
+        self.groups.set(id, members);
+        self.tell_nodes(Event::Group(GroupChange::Members {
+            group: id.to_owned(),
+            members: members.to_vec(),
+        }));
+    }
+
+    /// Forgets a deleted group here and on every other node.
+    fn forget_group(&self, id: &str) {
+        self.groups.remove(id);
+        self.tell_nodes(Event::Group(GroupChange::Deleted {
+            group: id.to_owned(),
+        }));
     }
 
     /// Encodes one `group` push and queues the same bytes for every session

@@ -1,0 +1,104 @@
+//! The inbound loop: applies what other nodes send, in the order they sent
+//! it. Pushes go to local sessions; group changes update the membership
+//! cache before any later push is fanned out; bans and kicks close local
+//! sessions; presence changes update the directory and tell local watchers;
+//! lost traffic rebuilds the caches and tells every session to resync.
+
+use std::sync::Weak;
+
+use tern_cluster::{Event, GroupChange, Inbound};
+use tern_proto::{encode_server, CloseCode, ServerFrame};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{now_ms, Hub};
+
+/// Runs until `stop`, or until the bus or the hub is gone.
+pub(super) async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Inbound>, stop: CancellationToken) {
+    loop {
+        let inbound = tokio::select! {
+            () = stop.cancelled() => return,
+            next = rx.recv() => match next {
+                Some(inbound) => inbound,
+                None => return,
+            },
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        match inbound {
+            Inbound::Event { from, event } => hub.apply_event(&from, event),
+            Inbound::Lost => hub.recover_lost_traffic().await,
+            Inbound::NodeLeft { node } => hub.forget_node(&node),
+        }
+    }
+}
+
+impl Hub {
+    /// One event from node `from`.
+    fn apply_event(&self, from: &str, event: Event) {
+        match event {
+            Event::Push { target, frame } => self.delivery.deliver_forwarded(&target, &frame),
+            Event::CloseUser { user, code } => {
+                let code = CloseCode::from_code(code).unwrap_or(CloseCode::Kicked);
+                self.registry.close_user(&user, code);
+            }
+            Event::Banned { user, banned } => {
+                self.cache_ban(&user, banned);
+                if banned {
+                    self.registry.close_user(&user, CloseCode::Kicked);
+                }
+            }
+            Event::Group(change) => self.apply_group_change(change),
+            Event::Presence { changes } => {
+                let now = now_ms();
+                for (user, online) in changes {
+                    self.presence.remote_change(from, &user, online, now);
+                }
+            }
+            Event::Resync => self.resync_everyone(),
+            Event::Left => self.forget_node(from),
+        }
+    }
+
+    fn apply_group_change(&self, change: GroupChange) {
+        match change {
+            GroupChange::Members { group, members } => self.groups.set(&group, &members),
+            GroupChange::Added { group, users } => self.groups.add(&group, &users),
+            GroupChange::Removed { group, users } => self.groups.remove_users(&group, &users),
+            GroupChange::Deleted { group } => self.groups.remove(&group),
+        }
+    }
+
+    /// Another node is gone: its users' sessions there are too.
+    fn forget_node(&self, node: &str) {
+        let gone = self.cluster.directory.forget_node(node);
+        tracing::info!(node, users = gone.len(), "node left the cluster");
+        let now = now_ms();
+        for user in gone {
+            self.presence.remote_gone(&user, now);
+        }
+    }
+
+    /// Pushes may have been lost: rebuild what other nodes keep current
+    /// (group memberships, the presence directory), then tell every local
+    /// session to resync.
+    async fn recover_lost_traffic(&self) {
+        tracing::warn!("cluster traffic may have been lost; rebuilding caches");
+        if let Err(e) = self.load_groups().await {
+            tracing::error!(error = %e, "could not reload group memberships");
+        }
+        if let Err(e) = self.cluster.directory.rebuild().await {
+            tracing::error!(error = %e, "could not reload the presence directory");
+        }
+        self.resync_everyone();
+    }
+
+    /// Sends `resync` to every local session.
+    fn resync_everyone(&self) {
+        let frame = encode_server(&ServerFrame::Resync);
+        let sessions = self.registry.all();
+        for session in &sessions {
+            session.push(frame.clone());
+        }
+        metrics::counter!(crate::metrics::RESYNCS_SENT).increment(sessions.len() as u64);
+    }
+}
