@@ -83,8 +83,13 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
         .context("loading group memberships")?;
     let proxies = TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))?;
+    let abuse_limits = crate::gateway::AbuseLimits::with_proxies(&config.limits, proxies);
+    let every = Duration::from_millis(config.limits.limiter_sweep_ms);
+    lifecycle
+        .tasks
+        .spawn(abuse_limits.sweeper(every, lifecycle.root.clone()));
     Ok(AppState {
-        abuse_limits: crate::gateway::AbuseLimits::with_proxies(&config.limits, proxies),
+        abuse_limits,
         config,
         store,
         auth,
@@ -223,6 +228,7 @@ impl RunningServer {
             tracing::warn!(error = %e, "the listener task failed");
         }
         state.hub.shutdown().await;
+        lifecycle.stop_background().await;
         state.store.close().await;
         tracing::info!("shutdown complete");
     }

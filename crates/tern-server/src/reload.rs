@@ -122,7 +122,8 @@ pub fn spawn(state: AppState, args: ServeArgs, log: Option<LogHandle>) -> JoinHa
             .map(PathBuf::from)
     });
     let watch = path.map(FileWatch::new);
-    tokio::spawn(async move { run(state, args, watch, log).await })
+    let tasks = state.lifecycle.tasks.clone();
+    tasks.spawn(async move { run(state, args, watch, log).await })
 }
 
 async fn run(

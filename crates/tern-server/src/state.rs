@@ -27,10 +27,16 @@ pub struct AppState {
     pub abuse_limits: Arc<AbuseLimits>,
 }
 
-/// Where the server is in its life: serving, or draining for shutdown.
-#[derive(Default)]
+/// Where the server is in its life, and the one shutdown tree: a root
+/// token whose children tell each part when to stop, and one tracker for
+/// the server's own background tasks (reload watcher, limiter sweeper).
+/// The hub stops its tasks in order in `Hub::shutdown`.
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// Cancelled last: every background task stops.
+    pub root: CancellationToken,
+    /// Background tasks of the server (not connections, not the hub's).
+    pub tasks: TaskTracker,
     /// Cancelled when draining starts: tells sessions (`goaway`); from then
     /// on `/readyz` and upgrades answer 503.
     pub drain: CancellationToken,
@@ -41,9 +47,30 @@ pub struct Lifecycle {
     pub connections: TaskTracker,
 }
 
+impl Default for Lifecycle {
+    fn default() -> Self {
+        let root = CancellationToken::new();
+        Self {
+            draining: AtomicBool::new(false),
+            drain: root.child_token(),
+            listeners: root.child_token(),
+            connections: TaskTracker::new(),
+            tasks: TaskTracker::new(),
+            root,
+        }
+    }
+}
+
 impl Lifecycle {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Stops every background task and waits for them (end of shutdown).
+    pub async fn stop_background(&self) {
+        self.root.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Starts draining: `/readyz` answers 503 from now on.

@@ -62,8 +62,8 @@ pub struct ConnectionSlot {
 }
 
 impl AbuseLimits {
-    /// Builds the limits and, inside a Tokio runtime, starts their sweeper
-    /// (every `limiter_sweep_ms`; it ends once the limits are dropped).
+    /// Builds the limits; [`AbuseLimits::sweeper`] keeps their memory
+    /// bounded.
     pub fn new(cfg: &LimitsConfig) -> Arc<Self> {
         Self::with_proxies(cfg, TrustedProxies::default())
     }
@@ -82,8 +82,32 @@ impl AbuseLimits {
             logins_by_user: RateLimiter::keyed(Quota::per_minute(by_user).allow_burst(by_user)),
             proxies,
         });
-        spawn_sweeper(&limits, Duration::from_millis(cfg.limiter_sweep_ms.max(1)));
         limits
+    }
+
+    /// Trims idle limiter state every `every` until `stop` (run it on the
+    /// server's background tracker). Holds the limits only weakly.
+    pub fn sweeper(
+        self: &Arc<Self>,
+        every: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let limits: Weak<AbuseLimits> = Arc::downgrade(self);
+        async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(limits) = limits.upgrade() else {
+                    return;
+                };
+                limits.sweep();
+            }
+        }
     }
 
     /// Applies a reloaded `limits.max_connections_per_ip`; connections
@@ -235,27 +259,6 @@ fn client_key(ip: IpAddr) -> IpAddr {
 /// Validation keeps limits above 0; this only keeps construction total.
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
-fn spawn_sweeper(limits: &Arc<AbuseLimits>, every: Duration) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("no Tokio runtime: abuse-limit state will not be swept");
-        return;
-    };
-    // Weak: the sweeper must not keep the limits (and so itself) alive.
-    let limits: Weak<AbuseLimits> = Arc::downgrade(limits);
-    runtime.spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(limits) = limits.upgrade() else {
-                break;
-            };
-            limits.sweep();
-        }
-    });
 }
 
 #[cfg(test)]

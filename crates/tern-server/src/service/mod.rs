@@ -49,9 +49,6 @@ pub struct Hub {
     store: Arc<dyn Store>,
     registry: Arc<SessionRegistry>,
     presence: Arc<Presence>,
-    /// Stops the last_seen flusher (it flushes once more on the way out).
-    presence_stop: tokio_util::sync::CancellationToken,
-    presence_task: Mutex<Option<JoinHandle<()>>>,
     delivery: Arc<Delivery>,
     /// Group memberships, in memory for the send path and fan-out.
     groups: Arc<GroupDirectory>,
@@ -59,9 +56,13 @@ pub struct Hub {
     cluster: ClusterLink,
     /// Where bans are cached besides the store (the authenticator).
     ban_cache: RwLock<Option<Arc<dyn BanCache>>>,
-    /// The loop applying what other nodes send; stopped at shutdown.
-    inbound: TaskTracker,
-    inbound_stop: tokio_util::sync::CancellationToken,
+    /// The hub's own background tasks that run until told to stop (the
+    /// last_seen flusher, which flushes once more on the way out, and the
+    /// loop applying what other nodes send). The write path (writer and
+    /// fan-out workers) ends by itself once the writer's queue closes, in
+    /// that order, so it is awaited by handle.
+    tasks: TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
     writer: RwLock<Option<mpsc::Sender<WriteRequest>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     /// Fan-out workers; they finish once the writer is gone and their
@@ -150,17 +151,16 @@ impl Hub {
             store.clone(),
             cluster.clone(),
         ));
-        let presence_stop = tokio_util::sync::CancellationToken::new();
-        let presence_task = tokio::spawn(presence.clone().run_flusher(
+        let tasks = TaskTracker::new();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tasks.spawn(presence.clone().run_flusher(
             std::time::Duration::from_millis(config.store.last_seen_flush_ms),
-            presence_stop.clone(),
+            stop.clone(),
         ));
         let inbound_rx = cluster.bus.take_inbound();
         let hub = Arc::new(Self {
             http_sends,
             presence,
-            presence_stop,
-            presence_task: Mutex::new(Some(presence_task)),
             live: LiveConfig::new(config),
             store,
             registry,
@@ -175,13 +175,13 @@ impl Hub {
             moderation: RwLock::new(Arc::new(filter)),
             cluster,
             ban_cache: RwLock::new(None),
-            inbound: TaskTracker::new(),
-            inbound_stop: tokio_util::sync::CancellationToken::new(),
+            tasks,
+            stop,
         });
         match inbound_rx {
             Some(rx) => {
-                let stop = hub.inbound_stop.clone();
-                hub.inbound
+                let stop = hub.stop.clone();
+                hub.tasks
                     .spawn(inbound::run(Arc::downgrade(&hub), rx, stop));
             }
             None => tracing::error!("the bus's inbound stream was already taken"),
@@ -351,21 +351,11 @@ impl Hub {
         if let Some(push) = self.delivery.push() {
             push.shutdown().await;
         }
-        // Sessions are gone by now: their last_seen times get written.
-        self.presence_stop.cancel();
-        let task = self
-            .presence_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "last_seen flusher failed");
-            }
-        }
-        self.inbound_stop.cancel();
-        self.inbound.close();
-        self.inbound.wait().await;
+        // Sessions are gone by now: their last_seen times get written, and
+        // nothing more from other nodes is applied.
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
         self.cluster.directory.leave().await;
     }
 
