@@ -41,6 +41,13 @@ pub const PUSH_EVENTS_DROPPED: &str = "tern_push_events_dropped_total";
 /// Sends that hit the banned-word filter (counter, label `action` =
 /// `reject` | `mask`).
 pub const MODERATION: &str = "tern_moderation_total";
+/// Counter: events that could not be published to other nodes (Redis down or
+/// the queue full); every node resyncs its sessions afterwards.
+pub const CLUSTER_PUBLISH_FAILED: &str = "tern_cluster_publish_failed_total";
+/// Counter: events from other nodes dropped because this node's inbound queue was full.
+pub const CLUSTER_INBOUND_DROPPED: &str = "tern_cluster_inbound_dropped_total";
+/// Counter: unreadable envelopes received on the cluster bus.
+pub const CLUSTER_BAD_ENVELOPE: &str = "tern_cluster_bad_envelope_total";
 /// Counter: `resync` pushes sent (cluster traffic may have been lost).
 pub const RESYNCS_SENT: &str = "tern_resyncs_sent_total";
 /// Gauge: sockets open on the HTTP port (HTTP and WebSocket).
@@ -114,6 +121,18 @@ fn describe() {
     );
     describe_histogram!(STORE_BATCH_SIZE, Unit::Count, "Messages per group commit.");
     describe_counter!(RATE_LIMITED, "Requests answered rate_limited.");
+    describe_counter!(
+        CLUSTER_PUBLISH_FAILED,
+        "Events that could not be published to other nodes (then every node resyncs)."
+    );
+    describe_counter!(
+        CLUSTER_INBOUND_DROPPED,
+        "Events from other nodes dropped on a full inbound queue (then a resync)."
+    );
+    describe_counter!(
+        CLUSTER_BAD_ENVELOPE,
+        "Unreadable envelopes received on the cluster bus."
+    );
     describe_counter!(
         RESYNCS_SENT,
         "resync pushes sent to sessions after cluster traffic may have been lost."

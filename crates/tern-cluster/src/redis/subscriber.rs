@@ -244,6 +244,7 @@ mod tests {
             "the event after the Lost found no room"
         );
         inbound.deliver(Inbound::NodeLeft { node: "c".into() });
+        assert_eq!(rx.try_recv().unwrap(), Inbound::Lost, "owed for b's");
         assert_eq!(
             rx.try_recv().unwrap(),
             Inbound::NodeLeft { node: "c".into() }

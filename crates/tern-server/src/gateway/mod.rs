@@ -5,10 +5,14 @@ mod abuse_limits;
 mod conn;
 mod dispatch;
 mod limiter;
+mod link;
+pub mod transport;
 mod upgrade;
+mod ws;
 
 pub use abuse_limits::{AbuseLimits, ConnectionSlot, Refused};
-pub use conn::{serve, ConnParams, ConnectionGauge};
+pub use conn::{serve, Codec, ConnParams, ConnectionGauge};
 pub use dispatch::{Flow, SessionCtx};
 pub use limiter::{SendLimiter, Verdict};
 pub use upgrade::ws_handler;
+pub use ws::WsTransport;

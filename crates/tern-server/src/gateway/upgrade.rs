@@ -17,7 +17,8 @@ use tern_proto::ErrorCode;
 use tokio_websockets::{Config as WsConfig, Limits, ServerBuilder};
 
 use super::abuse_limits::Refused;
-use super::conn::{self, ConnParams};
+use super::conn::{self, Codec, ConnParams, Timeouts};
+use super::ws::WsTransport;
 use crate::http::error::error_response;
 use crate::listener::SocketPermit;
 use crate::state::AppState;
@@ -48,8 +49,8 @@ pub async fn ws_handler(
         );
     };
     let query = req.uri().query().unwrap_or("");
-    let subprotocol = match choose_codec(req.headers(), query) {
-        Ok(p) => p,
+    let (codec, subprotocol) = match choose_codec(req.headers(), query) {
+        Ok(chosen) => chosen,
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg),
     };
     let token = bearer(req.headers()).or_else(|| query_param(query, "token"));
@@ -81,15 +82,13 @@ pub async fn ws_handler(
                     .serve(TokioIo::new(upgraded));
                 // Boxed: the task cell then holds only this small outer future,
                 // and the connection's own state lives in one allocation.
-                Box::pin(conn::serve(
-                    state,
-                    ws,
-                    ConnParams {
-                        peer: client,
-                        token,
-                    },
-                ))
-                .await;
+                let ws = WsTransport::new(ws, Timeouts::of(&state).close());
+                let params = ConnParams {
+                    peer: client,
+                    token,
+                    codec,
+                };
+                Box::pin(conn::serve(state, ws, params)).await;
             }
             Err(e) => tracing::debug!(%client, error = %e, "upgrade failed"),
         }
@@ -135,26 +134,30 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes()))
 }
 
-/// The subprotocol to name in the answer. Only the JSON codec exists so far:
-/// a client that insists on protobuf is refused with a clear message.
-fn choose_codec(headers: &HeaderMap, query: &str) -> Result<Option<&'static str>, &'static str> {
-    let offered: Vec<String> = headers
+/// The codec chosen at the upgrade, and the subprotocol to name in the
+/// answer: the first `tern.*` subprotocol the client offers, else
+/// `?codec=`, else none (the first frame decides).
+fn choose_codec(
+    headers: &HeaderMap,
+    query: &str,
+) -> Result<(Option<Codec>, Option<&'static str>), &'static str> {
+    let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(',').map(|p| p.trim().to_owned()))
-        .collect();
-    let query_codec = query_param(query, "codec");
-    if offered.iter().any(|p| p == "tern.json") {
-        return Ok(Some("tern.json"));
-    }
-    let wants_proto =
-        offered.iter().any(|p| p == "tern.proto") || query_codec.as_deref() == Some("proto");
-    match query_codec.as_deref() {
-        _ if wants_proto => {
-            Err("the protobuf codec is not available on this server yet; use tern.json")
+        .flat_map(|s| s.split(','))
+        .map(str::trim);
+    for protocol in offered {
+        match protocol {
+            "tern.json" => return Ok((Some(Codec::Json), Some("tern.json"))),
+            "tern.proto" => return Ok((Some(Codec::Proto), Some("tern.proto"))),
+            _ => {}
         }
-        None | Some("json") => Ok(None),
+    }
+    match query_param(query, "codec").as_deref() {
+        None => Ok((None, None)),
+        Some("json") => Ok((Some(Codec::Json), None)),
+        Some("proto") => Ok((Some(Codec::Proto), None)),
         Some(_) => Err("codec must be json or proto"),
     }
 }

@@ -25,6 +25,12 @@ pub(super) async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Inbound>, stop: C
         };
         let Some(hub) = hub.upgrade() else { return };
         match inbound {
+            // Another node may have lost its own events (group changes,
+            // bans, presence): rebuild as after a loss here.
+            Inbound::Event {
+                event: Event::Resync,
+                ..
+            } => hub.recover_lost_traffic().await,
             Inbound::Event { from, event } => hub.apply_event(&from, event),
             Inbound::Lost => hub.recover_lost_traffic().await,
             Inbound::NodeLeft { node } => hub.forget_node(&node),
@@ -54,6 +60,7 @@ impl Hub {
                     self.presence.remote_change(from, &user, online, now);
                 }
             }
+            // Handled by the loop (it rebuilds the caches first).
             Event::Resync => self.resync_everyone(),
             Event::Left => self.forget_node(from),
         }
