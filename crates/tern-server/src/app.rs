@@ -16,7 +16,7 @@ use crate::auth::Authenticator;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::http::client_ip::TrustedProxies;
-use crate::listener::ListenerParams;
+use crate::listener::{ListenerParams, SocketCaps};
 use crate::logging::LogHandle;
 use crate::reload::{ReloadError, Reloaded};
 use crate::service::cluster::ClusterLink;
@@ -30,6 +30,8 @@ use tern_cluster::redis::{RedisCluster, RedisOptions};
 pub struct RunningServer {
     /// The bound HTTP/WebSocket address (useful with port 0).
     pub http_addr: SocketAddr,
+    /// The bound raw TCP address, unless `tcp_addr` is `off`.
+    pub tcp_addr: Option<SocketAddr>,
     pub state: AppState,
     serve: JoinHandle<()>,
 }
@@ -146,7 +148,7 @@ pub fn router(state: AppState) -> Router {
 /// yet (the kernel caps it at `net.core.somaxconn`). A connect burst beyond
 /// the backlog is dropped by the kernel and retried by the client a second
 /// later, so the default is well above tokio's 1024.
-async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+pub(crate) async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await? {
         let socket = if a.is_ipv4() {
@@ -172,20 +174,35 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let http_addr = listener.local_addr()?;
+    let tcp = crate::gateway::tcp::bind(&config.tcp_addr, backlog)
+        .await
+        .with_context(|| format!("binding the TCP gateway {}", config.tcp_addr))?;
     let state = build_state(config, http_addr).await?;
     let http = &state.config.http;
+    let caps = SocketCaps::new(state.abuse_limits.clone(), http.max_connections);
     let params = ListenerParams {
         router: router(state.clone()),
-        limits: state.abuse_limits.clone(),
-        max_connections: http.max_connections,
+        caps: caps.clone(),
         header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
         stop: state.lifecycle.listeners.clone(),
     };
     let serve = tokio::spawn(crate::listener::serve(listener, params));
+    let tcp_addr = match tcp {
+        Some(tcp) => {
+            let bound = tcp.local_addr()?;
+            let stop = state.lifecycle.listeners.clone();
+            let door = crate::gateway::tcp::serve(tcp, state.clone(), caps, stop);
+            state.lifecycle.tasks.spawn(door);
+            tracing::info!(tcp_addr = %bound, "raw TCP gateway listening");
+            Some(bound)
+        }
+        None => None,
+    };
     tracing::info!(%http_addr, database = %redact(&state.config.effective_database_url()), "tern is serving");
     tracing::info!(url = %crate::http::ui::open_url(http_addr), "open the chat UI in a browser");
     Ok(RunningServer {
         http_addr,
+        tcp_addr,
         state,
         serve,
     })

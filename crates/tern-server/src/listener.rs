@@ -53,12 +53,50 @@ impl Drop for SocketPermit {
     }
 }
 
+/// The process-wide caps on open sockets, shared by every door (HTTP and
+/// WebSocket, raw TCP): the per-address count and `http.max_connections`.
+#[derive(Clone)]
+pub struct SocketCaps {
+    limits: Arc<AbuseLimits>,
+    open: Arc<AtomicU32>,
+    max: u32,
+}
+
+impl SocketCaps {
+    /// `max_connections` is `http.max_connections` (0: derived from the
+    /// open-file limit).
+    pub fn new(limits: Arc<AbuseLimits>, max_connections: u32) -> Self {
+        Self {
+            limits,
+            open: Arc::new(AtomicU32::new(0)),
+            max: effective_max_connections(max_connections),
+        }
+    }
+
+    /// A place for a socket just accepted from `peer`, or why not.
+    pub(crate) fn admit(&self, peer: SocketAddr) -> Result<SocketPermit, Refusal> {
+        let slot = self.limits.admit_socket(peer.ip()).map_err(|refused| {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "accept").increment(1);
+            Refusal::PerAddress(refused)
+        })?;
+        // Counted first, checked after: concurrent accepts cannot both squeeze in.
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!(crate::metrics::CONNECTIONS_SHED).increment(1);
+            return Err(Refusal::Full);
+        }
+        metrics::gauge!(crate::metrics::HTTP_CONNECTIONS).increment(1.0);
+        Ok(SocketPermit {
+            slot,
+            open: self.open.clone(),
+        })
+    }
+}
+
 /// What the accept loop needs.
 pub struct ListenerParams {
     pub router: Router,
-    pub limits: Arc<AbuseLimits>,
-    /// `http.max_connections` (0: derived from the open-file limit).
-    pub max_connections: u32,
+    pub caps: SocketCaps,
     pub header_read_timeout: Duration,
     /// Cancelled when the port should close.
     pub stop: CancellationToken,
@@ -67,14 +105,12 @@ pub struct ListenerParams {
 /// Accepts and serves until `params.stop` is cancelled, then lets the HTTP
 /// requests in progress finish (bounded) and returns.
 pub async fn serve(listener: TcpListener, params: ListenerParams) {
-    let max = effective_max_connections(params.max_connections);
-    let open = Arc::new(AtomicU32::new(0));
     let connections = TaskTracker::new();
     let finish = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(params.header_read_timeout);
-    tracing::debug!(max_connections = max, "accepting");
+    tracing::debug!(max_connections = params.caps.max, "accepting");
     loop {
         let (stream, peer) = tokio::select! {
             () = params.stop.cancelled() => break,
@@ -88,7 +124,7 @@ pub async fn serve(listener: TcpListener, params: ListenerParams) {
                 }
             },
         };
-        let permit = match admit(&params.limits, &open, max, peer) {
+        let permit = match params.caps.admit(peer) {
             Ok(permit) => Arc::new(permit),
             Err(refusal) => {
                 connections.spawn(refuse(stream, refusal));
@@ -132,34 +168,11 @@ pub async fn serve(listener: TcpListener, params: ListenerParams) {
 }
 
 /// Why a socket was refused at accept time.
-enum Refusal {
+pub(crate) enum Refusal {
     /// The server holds `http.max_connections`: 503.
     Full,
     /// The address holds `limits.max_connections_per_ip`: 429.
     PerAddress(Refused),
-}
-
-fn admit(
-    limits: &Arc<AbuseLimits>,
-    open: &Arc<AtomicU32>,
-    max: u32,
-    peer: SocketAddr,
-) -> Result<SocketPermit, Refusal> {
-    let slot = limits.admit_socket(peer.ip()).map_err(|refused| {
-        metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "accept").increment(1);
-        Refusal::PerAddress(refused)
-    })?;
-    // Counted first, checked after: concurrent accepts cannot both squeeze in.
-    if open.fetch_add(1, Ordering::AcqRel) >= max {
-        open.fetch_sub(1, Ordering::AcqRel);
-        metrics::counter!(crate::metrics::CONNECTIONS_SHED).increment(1);
-        return Err(Refusal::Full);
-    }
-    metrics::gauge!(crate::metrics::HTTP_CONNECTIONS).increment(1.0);
-    Ok(SocketPermit {
-        slot,
-        open: open.clone(),
-    })
 }
 
 /// Answers a refused socket with a complete HTTP response (the request is

@@ -35,9 +35,6 @@ fn serve(args: &ServeArgs) -> ExitCode {
     for var in config::load::unrecognized_env_vars() {
         tracing::warn!(variable = %var, "unknown TERN_* environment variable (a typo?); ignored");
     }
-    if config.tcp_addr != "off" {
-        tracing::info!(tcp_addr = %config.tcp_addr, "the raw TCP gateway is not available in this version; not listening");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

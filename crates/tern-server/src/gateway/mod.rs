@@ -6,6 +6,7 @@ mod conn;
 mod dispatch;
 mod limiter;
 mod link;
+pub mod tcp;
 pub mod transport;
 mod upgrade;
 mod ws;
