@@ -90,7 +90,12 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
     lifecycle
         .tasks
         .spawn(abuse_limits.sweeper(every, lifecycle.root.clone()));
+    let tls = match (config.tls.cert_file.as_str(), config.tls.key_file.as_str()) {
+        ("", _) | (_, "") => None,
+        (cert, key) => Some(crate::tls::CertStore::load(cert, key).context("loading TLS files")?),
+    };
     Ok(AppState {
+        tls,
         abuse_limits,
         config,
         store,
@@ -180,10 +185,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let state = build_state(config, http_addr).await?;
     let http = &state.config.http;
     let caps = SocketCaps::new(state.abuse_limits.clone(), http.max_connections);
+    let tls = match &state.tls {
+        Some(store) => Some(store.acceptor().context("setting up TLS")?),
+        None => None,
+    };
     let params = ListenerParams {
         router: router(state.clone()),
         caps: caps.clone(),
         header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+        tls: tls.clone(),
         stop: state.lifecycle.listeners.clone(),
     };
     let serve = tokio::spawn(crate::listener::serve(listener, params));
@@ -191,14 +201,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Some(tcp) => {
             let bound = tcp.local_addr()?;
             let stop = state.lifecycle.listeners.clone();
-            let door = crate::gateway::tcp::serve(tcp, state.clone(), caps, stop);
+            let door = crate::gateway::tcp::serve(tcp, state.clone(), caps, tls, stop);
             state.lifecycle.tasks.spawn(door);
             tracing::info!(tcp_addr = %bound, "raw TCP gateway listening");
             Some(bound)
         }
         None => None,
     };
-    tracing::info!(%http_addr, database = %redact(&state.config.effective_database_url()), "tern is serving");
+    let scheme = if state.tls.is_some() { "https" } else { "http" };
+    tracing::info!(%http_addr, scheme, database = %redact(&state.config.effective_database_url()), "tern is serving");
     tracing::info!(url = %crate::http::ui::open_url(http_addr), "open the chat UI in a browser");
     Ok(RunningServer {
         http_addr,

@@ -136,6 +136,12 @@ pub struct ServeArgs {
     /// HS256 secret, at least 16 bytes [env: TERN_JWT_SECRET] [default: generated into <data>/jwt.secret].
     #[arg(long, value_name = "SECRET")]
     pub jwt_secret: Option<String>,
+    /// PEM certificate chain: TLS on HTTP/WebSocket and TCP [env: TERN_TLS_CERT_FILE] [default: none, plain TCP].
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// PEM private key of --tls-cert [env: TERN_TLS_KEY_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 }
 
 /// Longest TTL `--ttl` accepts: ten years, in seconds.

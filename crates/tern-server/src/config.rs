@@ -30,6 +30,7 @@ pub struct Config {
     pub jwt_secret: String,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub tls: TlsConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
@@ -89,6 +90,17 @@ pub struct HttpConfig {
     /// (non-browser clients) and same-origin requests are always allowed;
     /// `*` allows every origin. Default none.
     pub allowed_origins: Vec<String>,
+}
+
+/// `[tls]`: TLS on both doors (HTTP/WebSocket and raw TCP).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, turns TLS on. Default empty:
+    /// plain TCP. The files are read again on every reload.
+    pub cert_file: String,
+    /// PEM private key of the certificate. Default empty.
+    pub key_file: String,
 }
 
 /// `[limits]`: every bound of the protocol.
@@ -256,6 +268,7 @@ impl Default for Config {
             jwt_secret: String::new(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
+            tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),

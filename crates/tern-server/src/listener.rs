@@ -98,6 +98,8 @@ pub struct ListenerParams {
     pub router: Router,
     pub caps: SocketCaps,
     pub header_read_timeout: Duration,
+    /// TLS on this port, when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Cancelled when the port should close.
     pub stop: CancellationToken,
 }
@@ -132,29 +134,27 @@ pub async fn serve(listener: TcpListener, params: ListenerParams) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let router = params.router.clone();
-        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(permit.clone());
-            router.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let conn = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let finish = finish.clone();
-        connections.spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = finish.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+        let conn = Conn {
+            router: params.router.clone(),
+            http: http.clone(),
+            peer,
+            permit,
+            finish: finish.clone(),
+        };
+        match &params.tls {
+            None => connections.spawn(conn.serve(stream)),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let limit = params.header_read_timeout;
+                connections.spawn(async move {
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(tls)) => conn.serve(tls).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                })
             }
-        });
+        };
     }
     drop(listener);
     finish.cancel();
@@ -164,6 +164,51 @@ pub async fn serve(listener: TcpListener, params: ListenerParams) {
         .is_err()
     {
         tracing::warn!("http requests still running when the listener closed");
+    }
+}
+
+/// One accepted connection, ready to be served over plain TCP or TLS.
+struct Conn {
+    router: Router,
+    http: hyper::server::conn::http1::Builder,
+    peer: SocketAddr,
+    permit: Arc<SocketPermit>,
+    finish: CancellationToken,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 (and upgrades) on `io` until the peer leaves, or
+    /// until `finish`, after the request in progress.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            router,
+            http,
+            peer,
+            permit,
+            finish,
+        } = self;
+        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(permit.clone());
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = http
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            () = finish.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "http connection ended with an error");
+        }
     }
 }
 

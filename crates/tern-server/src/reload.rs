@@ -75,6 +75,13 @@ pub fn apply(
     let max_conns = new.limits.max_connections_per_ip;
     state.abuse_limits.set_max_connections_per_ip(max_conns);
     hub.apply_config(new, filter);
+    // The certificate files are read again on every reload; a bad file
+    // keeps the certificate in use (and is said, but fails nothing else).
+    if let Some(tls) = &state.tls {
+        if let Err(e) = tls.reload() {
+            tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the one in use");
+        }
+    }
     Ok(Reloaded {
         applied,
         restart_needed,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// Per-address and per-username limits on connects and logins.
     pub abuse_limits: Arc<AbuseLimits>,
+    /// The TLS certificate in use (re-read on reload), when TLS is on.
+    pub tls: Option<Arc<crate::tls::CertStore>>,
 }
 
 /// Where the server is in its life, and the one shutdown tree: a root

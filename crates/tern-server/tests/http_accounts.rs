@@ -64,6 +64,7 @@ async fn ctx_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Ctx {
         store,
         auth,
         lifecycle: Arc::new(Lifecycle::default()),
+        tls: None,
     };
     Ctx {
         app: tern_server::http::router(state.clone()),

@@ -65,6 +65,9 @@ pub const RESTART_ONLY: &[&str] = &[
     "http.trusted_proxies",
     "http.header_read_timeout_ms",
     "http.max_connections",
+    // The file names; their contents are read again on every reload.
+    "tls.cert_file",
+    "tls.key_file",
     // The cluster connection is set up once, at start.
     "cluster.key_prefix",
     "cluster.heartbeat_ms",

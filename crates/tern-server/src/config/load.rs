@@ -158,6 +158,8 @@ fn apply_flags(config: &mut Config, args: &ServeArgs) {
         (&args.redis_url, &mut config.redis_url),
         (&args.node_id, &mut config.node_id),
         (&args.jwt_secret, &mut config.jwt_secret),
+        (&args.tls_cert, &mut config.tls.cert_file),
+        (&args.tls_key, &mut config.tls.key_file),
     ];
     for (flag, slot) in pairs {
         if let Some(value) = flag {

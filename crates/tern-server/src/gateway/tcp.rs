@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tern_proto::{CloseCode, ServerFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Codec, ConnParams, Timeouts};
@@ -28,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     caps: SocketCaps,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
     loop {
@@ -52,15 +54,26 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let task_state = state.clone();
+        let tls = tls.clone();
         state.lifecycle.connections.spawn(async move {
             let _permit = permit;
-            Box::pin(connection(task_state, stream, peer)).await;
+            match tls {
+                None => Box::pin(connection(task_state, stream, peer)).await,
+                Some(acceptor) => {
+                    let limits = task_state.hub.config().limits.clone();
+                    let limit = Duration::from_millis(limits.auth_timeout_ms);
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => Box::pin(connection(task_state, tls, peer)).await,
+                        _ => tracing::debug!(%peer, "tcp: TLS handshake failed or timed out"),
+                    }
+                }
+            }
         });
     }
 }
 
 /// One TCP connection: the preface, then the session.
-async fn connection(state: AppState, mut stream: TcpStream, peer: SocketAddr) {
+async fn connection<S: Stream>(state: AppState, mut stream: S, peer: SocketAddr) {
     let config = state.hub.config();
     let limit = Duration::from_millis(config.limits.auth_timeout_ms);
     let mut preface = [0u8; 4];
@@ -81,9 +94,13 @@ async fn connection(state: AppState, mut stream: TcpStream, peer: SocketAddr) {
     conn::serve(state, transport, params).await;
 }
 
+/// What a TCP connection runs on: a socket, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
 /// A TCP connection as a [`Transport`]: length-prefixed frames.
-pub struct TcpTransport {
-    stream: TcpStream,
+pub struct TcpTransport<S> {
+    stream: S,
     /// The length prefix being read, and how much of it has arrived.
     head: [u8; 4],
     head_read: u8,
@@ -95,8 +112,8 @@ pub struct TcpTransport {
     times: Timeouts,
 }
 
-impl TcpTransport {
-    pub fn new(stream: TcpStream, max_frame: usize, times: Timeouts) -> Self {
+impl<S: Stream> TcpTransport<S> {
+    pub fn new(stream: S, max_frame: usize, times: Timeouts) -> Self {
         Self {
             stream,
             head: [0; 4],
@@ -153,7 +170,7 @@ impl TcpTransport {
     }
 }
 
-impl Transport for TcpTransport {
+impl<S: Stream> Transport for TcpTransport<S> {
     async fn recv(&mut self) -> Option<Result<Incoming, RecvError>> {
         loop {
             match self.read_some().await {

@@ -93,6 +93,9 @@ fn every_flag_lands_in_its_key() {
         redis_url: Some("redis://r".into()),
         node_id: Some("n7".into()),
         jwt_secret: Some("0123456789abcdef".into()),
+        // TLS flags need real files; the TLS tests cover them.
+        tls_cert: None,
+        tls_key: None,
     };
     let c = load_str(&args, None, &no_env).unwrap();
     assert_eq!(

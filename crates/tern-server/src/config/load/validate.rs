@@ -39,6 +39,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     check_auth(config, &mut p);
     check_http(config, &mut p);
     check_cluster(config, &mut p);
+    check_tls(config, &mut p);
     check_limits(config, &mut p);
     check_store_and_log(config, &mut p);
     check_push(config, &mut p);
@@ -150,6 +151,21 @@ fn check_http(c: &Config, p: &mut Problems) {
                 "http.allowed_origins",
                 format!("{origin:?} is not \"*\" or an http:// or https:// origin"),
             );
+        }
+    }
+}
+
+fn check_tls(c: &Config, p: &mut Problems) {
+    let t = &c.tls;
+    match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => {}
+        (false, true) => p.add("tls.key_file", "required with tls.cert_file"),
+        (true, false) => p.add("tls.cert_file", "required with tls.key_file"),
+        (false, false) => {
+            // Read here so a bad file is one clear line before anything binds.
+            if let Err(e) = crate::tls::load_certified_key(&t.cert_file, &t.key_file) {
+                p.add("tls.cert_file", e.to_string());
+            }
         }
     }
 }
