@@ -319,21 +319,18 @@ async fn hostile_frames_get_their_documented_answers() {
     s.shutdown().await;
 }
 
-/// Documented answers the server does not give yet (see the report of
-/// issue 8 item 14): kept here so they are not forgotten.
+/// WebSocket protocol violations the WebSocket layer answers itself, as
+/// RFC 6455 requires, before any frame decoding (docs/protocol.md 8.2).
 #[rustfmt::skip]
 fn known_bug_cases() -> Vec<(&'static str, Wire, Expect)> {
     vec![
-        // docs/protocol.md 5.1: text that is not JSON gets bad_request and
-        // close 4000. Today the socket is dropped without any Close frame
-        // (not even RFC 6455's 1007): gateway/conn.rs `on_ws_error` ignores
-        // the close the WebSocket layer queued for the protocol error.
-        ("invalid UTF-8 in a text frame", Wire::BadUtf8Text(b"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}".to_vec()), Expect::Fatal),
+        // RFC 6455 §8.1: invalid UTF-8 in a text frame fails the connection
+        // with 1007 (no error frame can follow a Close).
+        ("invalid UTF-8 in a text frame", Wire::BadUtf8Text(b"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}".to_vec()), Expect::Close(1007)),
     ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: invalid UTF-8 in a text frame drops the socket without a Close (gateway/conn.rs on_ws_error)"]
 async fn known_bugs_get_their_documented_answers() {
     let s = TestServer::start().await;
     drop(open(s.addr, "bob").await);

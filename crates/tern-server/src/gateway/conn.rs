@@ -45,7 +45,12 @@ pub async fn serve<T: Transport>(state: AppState, transport: T, params: ConnPara
         session = tracing::field::Empty
     );
     let _gauge = ConnectionGauge::new(transport.kind());
-    let link = Link::new(transport, params.codec, Timeouts::of(&state));
+    // A session authenticated at the upgrade that named no codec speaks
+    // JSON; otherwise the first frame decides.
+    let codec = params
+        .codec
+        .or_else(|| params.token.as_ref().map(|_| Codec::Json));
+    let link = Link::new(transport, codec, Timeouts::of(&state));
     run(state, link, params.token).instrument(span).await;
 }
 

@@ -47,8 +47,11 @@ pub enum Read {
     TooLarge,
     /// The peer started the closing handshake.
     PeerClosed,
-    /// The peer vanished, or the door's framing broke (the door has said
-    /// what it could).
+    /// The door's own framing was violated (e.g. invalid UTF-8 in a
+    /// WebSocket text frame): the door closes the way its protocol says
+    /// (WebSocket: 1002/1007, RFC 6455).
+    Broken,
+    /// The peer vanished.
     Gone,
 }
 
@@ -114,7 +117,11 @@ impl<T: Transport> Link<T> {
     /// Reads and decodes the next client frame.
     pub async fn read(&mut self) -> Read {
         match self.transport.recv().await {
-            None | Some(Err(RecvError::Io(_) | RecvError::Protocol(_))) => Read::Gone,
+            None | Some(Err(RecvError::Io(_))) => Read::Gone,
+            Some(Err(RecvError::Protocol(why))) => {
+                tracing::debug!(%why, "protocol violation");
+                Read::Broken
+            }
             Some(Err(RecvError::TooLarge { len, max })) => {
                 tracing::debug!(len, max, "frame too large");
                 Read::TooLarge
@@ -179,6 +186,9 @@ impl<T: Transport> Link<T> {
                 self.close(CloseCode::Malformed, true).await;
             }
             Read::TooLarge => self.close(CloseCode::TooLarge, false).await,
+            // The WebSocket layer queued its own Close (1002, or 1007 for
+            // invalid UTF-8); closing flushes it.
+            Read::Broken => self.close(CloseCode::Malformed, false).await,
             Read::PeerClosed => {
                 let give_up = self.times.close();
                 let _ = timeout(give_up, self.transport.answer_close()).await;
