@@ -154,5 +154,6 @@ fn print_push(push: Push) {
         }
         Push::Error { code, message, .. } => println!("  (error {code}: {message})"),
         Push::Group { event, group, .. } => println!("  (group {}: {event:?})", group.name),
+        Push::Resync => println!("  (server asked to resync; catching up)"),
     }
 }

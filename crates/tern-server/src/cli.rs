@@ -79,6 +79,8 @@ pub struct UserAddArgs {
 }
 
 /// `tern config …`.
+// Parsed once at start: the size of the flag set does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum ConfigCommand {
     /// Load and validate the configuration exactly as `tern serve` would,

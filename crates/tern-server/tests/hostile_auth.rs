@@ -56,6 +56,9 @@ fn claims(sub: &str) -> Value {
     json!({"sub": sub, "exp": now_s() + 3600, "iat": now_s()})
 }
 
+
+/// One named case, run concurrently with the others.
+type Case = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 #[rustfmt::skip]
 fn bad_tokens() -> Vec<(&'static str, String)> {
     let hs = |alg: Algorithm| jsonwebtoken::encode(&Header::new(alg), &claims("mallory"), &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
@@ -142,10 +145,7 @@ async fn refused_over_http(addr: SocketAddr, bad: String) {
 async fn bad_tokens_are_refused_every_way() {
     let s = TestServer::start().await;
     let addr = s.addr;
-    let mut cases: Vec<(
-        String,
-        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    )> = Vec::new();
+    let mut cases: Vec<(String, Case)> = Vec::new();
     for (name, bad) in bad_tokens() {
         cases.push((
             format!("{name} (auth frame)"),

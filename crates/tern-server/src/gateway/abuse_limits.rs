@@ -73,7 +73,7 @@ impl AbuseLimits {
         let connects = nonzero(cfg.connects_per_sec_per_ip);
         let by_ip = nonzero(cfg.login_per_ip_per_min);
         let by_user = nonzero(cfg.login_per_user_per_min);
-        let limits = Arc::new(Self {
+        Arc::new(Self {
             max_connections_per_ip: AtomicU32::new(cfg.max_connections_per_ip),
             open: (0..SHARDS).map(|_| Mutex::default()).collect(),
             shard_hasher: RandomState::new(),
@@ -81,8 +81,7 @@ impl AbuseLimits {
             logins_by_ip: RateLimiter::keyed(Quota::per_minute(by_ip).allow_burst(by_ip)),
             logins_by_user: RateLimiter::keyed(Quota::per_minute(by_user).allow_burst(by_user)),
             proxies,
-        });
-        limits
+        })
     }
 
     /// Trims idle limiter state every `every` until `stop` (run it on the
