@@ -56,7 +56,6 @@ fn claims(sub: &str) -> Value {
     json!({"sub": sub, "exp": now_s() + 3600, "iat": now_s()})
 }
 
-
 /// One named case, run concurrently with the others.
 type Case = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 #[rustfmt::skip]
