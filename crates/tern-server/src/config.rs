@@ -172,6 +172,11 @@ pub struct LimitsConfig {
 pub struct StoreConfig {
     /// Connections in the pool. Default 8.
     pub max_connections: u32,
+    /// Longest wait for any one database operation (a commit, a history
+    /// page, a login lookup), ms. A database that does not answer in time is
+    /// `unavailable` to the caller instead of holding it for minutes of TCP
+    /// retries. Default 5000.
+    pub op_timeout_ms: u64,
     /// Most messages committed in one transaction. Default 512.
     pub batch_max: usize,
     /// Sends waiting for the writer; when full, new sends wait (the
@@ -353,6 +358,7 @@ impl Default for StoreConfig {
         let db = tern_store::OpenOptions::default();
         Self {
             max_connections: db.max_connections,
+            op_timeout_ms: 5_000,
             batch_max: 512,
             queue_capacity: 20_000,
             last_seen_flush_ms: 1000,

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod bounded;
 mod common;
 mod error;
 mod groups;
@@ -14,6 +15,7 @@ mod postgres;
 mod sqlite;
 mod types;
 
+pub use bounded::Bounded;
 pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -77,6 +77,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "store.max_connections",
     // The writer task takes its batch size once, at start.
     "store.batch_max",
+    "store.op_timeout_ms",
     "store.queue_capacity",
     "store.last_seen_flush_ms",
     "store.sqlite_cache_kib",

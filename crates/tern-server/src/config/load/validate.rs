@@ -264,6 +264,7 @@ fn check_limits(c: &Config, p: &mut Problems) {
 
 fn check_store_and_log(c: &Config, p: &mut Problems) {
     p.positive("store.max_connections", u64::from(c.store.max_connections));
+    p.positive("store.op_timeout_ms", c.store.op_timeout_ms);
     p.positive("store.batch_max", c.store.batch_max as u64);
     p.positive("store.queue_capacity", c.store.queue_capacity as u64);
     p.positive("limits.listen_backlog", u64::from(c.limits.listen_backlog));
