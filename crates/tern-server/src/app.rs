@@ -68,7 +68,7 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
         .await
         .with_context(|| format!("opening database {}", redact(&url)))?;
     let op_timeout = Duration::from_millis(config.store.op_timeout_ms);
-    let store = tern_store::Bounded::new(store, op_timeout);
+    let store = tern_store::Bounded::wrap(store, op_timeout);
     let auth = Authenticator::new(&config, store.clone())
         .await
         .context("setting up authentication")?;

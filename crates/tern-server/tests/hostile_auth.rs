@@ -303,7 +303,13 @@ async fn unknown_users_without_auto_provisioning_and_banned_users() {
     let mut known = Ws::open(&s.ws_url(), Some(&token("known1"))).await;
     assert_eq!(known.recv().await["type"], "auth_ok");
 
-    // Banned: forbidden + 4011 on the WebSocket, 403 over HTTP.
+    // Banned: forbidden + 4011 on the WebSocket, 403 over HTTP. Without
+    // auto-provisioning the admin must exist too.
+    let root = json!({"username":"root1","password":"long enough pw"});
+    assert_eq!(
+        s.http("POST", "/api/v1/register", None, Some(root)).await.0,
+        201
+    );
     let admin = token_with(
         json!({"sub":"root1","exp":now_s() + 600,"role":"admin"}),
         SECRET,

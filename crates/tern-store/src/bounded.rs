@@ -24,7 +24,7 @@ pub struct Bounded {
 }
 
 impl Bounded {
-    pub fn new(inner: Arc<dyn Store>, limit: Duration) -> Arc<dyn Store> {
+    pub fn wrap(inner: Arc<dyn Store>, limit: Duration) -> Arc<dyn Store> {
         Arc::new(Self { inner, limit })
     }
 

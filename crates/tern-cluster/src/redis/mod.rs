@@ -135,6 +135,10 @@ pub(crate) struct Shared {
     /// failed or was dropped, or the heartbeat failed): recover once Redis
     /// answers again.
     lost: AtomicBool,
+    /// Wakes the presence flusher at once: a user coming online is
+    /// announced without waiting for the coalescing window, so other nodes
+    /// route its pushes here as soon as possible.
+    flush_now: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -238,6 +242,7 @@ impl RedisCluster {
             sub_up: AtomicBool::new(false),
             heartbeat_ok: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            flush_now: tokio::sync::Notify::new(),
         });
         registry::beat(&shared).await.map_err(unreachable)?;
         shared.heartbeat_ok.store(true, Ordering::Release);
@@ -334,6 +339,10 @@ impl Directory for RedisCluster {
             presence.online.remove(user);
         }
         presence.pending.insert(user.to_owned(), online);
+        drop(presence);
+        if online {
+            self.shared.flush_now.notify_one();
+        }
     }
 
     fn apply_remote(&self, node: &str, user: &str, online: bool) -> bool {

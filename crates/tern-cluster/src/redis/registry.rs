@@ -210,8 +210,8 @@ pub(crate) async fn rewrite_presence(shared: &Shared) -> RedisResult<Vec<String>
     Ok(online)
 }
 
-/// Every `presence_flush_ms`, writes the coalesced changes as one pipeline
-/// and announces them in one broadcast.
+/// Every `presence_flush_ms` (at once when a user comes online), writes the
+/// coalesced changes as one pipeline and announces them in one broadcast.
 pub(crate) async fn flush_presence(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut tick =
         tokio::time::interval(Duration::from_millis(shared.opts.presence_flush_ms.max(1)));
@@ -220,6 +220,7 @@ pub(crate) async fn flush_presence(shared: Arc<Shared>, cancel: CancellationToke
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = tick.tick() => {}
+            () = shared.flush_now.notified() => {}
         }
         let changes: Vec<(String, bool)> = std::mem::take(&mut shared.lock_presence().pending)
             .into_iter()

@@ -71,12 +71,31 @@ async fn run<T: Transport>(state: AppState, mut link: Link<T>, token: Option<Str
         watched: Vec::new(),
     };
     let greeted = Box::pin(link.write(std::slice::from_ref(&hello))).await;
-    if greeted {
+    let exit = if greeted {
         drop(hello);
         tracing::debug!("session started");
-        session_loop(&mut ctx, &mut link).await;
-    }
+        session_loop(&mut ctx, &mut link).await
+    } else {
+        Exit::Gone
+    };
+    // The session leaves the registry (and presence) before the socket's
+    // own goodbye, which may wait on a slow peer.
     state.hub.close_session(&session, &ctx.watched);
+    match exit {
+        Exit::Gone => {}
+        Exit::Close(code) => Box::pin(link.close(code, false)).await,
+        Exit::End(read) => Box::pin(link.end(read)).await,
+    }
+}
+
+/// How the session loop ended, and what is left to do on the socket.
+enum Exit {
+    /// The socket is gone or broken: nothing.
+    Gone,
+    /// Close with this code (what was queued is written).
+    Close(CloseCode),
+    /// End after this read (the peer closed, a fatal frame, …).
+    End(Read),
 }
 
 /// Authenticates and registers the session; returns it with its `auth_ok`.
@@ -157,7 +176,7 @@ async fn authenticate<T: Transport>(
 }
 
 /// The authenticated part of the connection.
-async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) {
+async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) -> Exit {
     let state = ctx.state.clone();
     let session = ctx.session.clone();
     let idle = Duration::from_millis(state.hub.config().limits.idle_timeout_ms);
@@ -177,7 +196,7 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) {
                 }
                 match drained {
                     Drained::Frames if written => {}
-                    Drained::Frames => return,
+                    Drained::Frames => return Exit::Gone,
                     Drained::Close(code) => return Box::pin(finish(&session, link, code)).await,
                 }
             }
@@ -191,11 +210,11 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) {
                             session.outbox.close(code);
                         }
                     }
-                    other => return Box::pin(link.end(other)).await,
+                    other => return Exit::End(other),
                 }
             }
             () = &mut idle_timer => {
-                return Box::pin(link.close(CloseCode::IdleTimeout, false)).await;
+                return Exit::Close(CloseCode::IdleTimeout);
             }
             () = state.lifecycle.drain.cancelled(), if !draining => {
                 draining = true;
@@ -212,9 +231,10 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) {
     }
 }
 
-/// Closes a session: first lets sends in flight get their acks (bounded
-/// by `limits.close_timeout_ms`), writes what is queued, then closes.
-async fn finish<T: Transport>(session: &Arc<Session>, link: &mut Link<T>, code: CloseCode) {
+/// Ends a session that is to close with `code`: first lets sends in flight
+/// get their acks (bounded by `limits.close_timeout_ms`) and writes what is
+/// queued; the close itself is the caller's.
+async fn finish<T: Transport>(session: &Arc<Session>, link: &mut Link<T>, code: CloseCode) -> Exit {
     if code != CloseCode::SlowConsumer {
         let give_up = Instant::now() + link.times().close();
         let mut rest = Vec::new();
@@ -228,7 +248,7 @@ async fn finish<T: Transport>(session: &Arc<Session>, link: &mut Link<T>, code: 
             let pending = session.pending_sends.load(Ordering::Acquire) > 0;
             session.outbox.take(&mut rest);
             if !link.write(&rest).await {
-                return;
+                return Exit::Gone;
             }
             rest.clear();
             if !pending || tokio::time::timeout_at(give_up, woken).await.is_err() {
@@ -239,7 +259,7 @@ async fn finish<T: Transport>(session: &Arc<Session>, link: &mut Link<T>, code: 
     if code == CloseCode::SlowConsumer || code == CloseCode::Kicked {
         tracing::info!(code = code.code(), "closing session");
     }
-    link.close(code, false).await;
+    Exit::Close(code)
 }
 
 /// Refuses authentication: `unauthorized` + 4001, or `forbidden` + 4011 (banned).

@@ -168,6 +168,13 @@ impl Presence {
     /// hear of it when the user's state across the cluster changed.
     pub fn remote_change(&self, node: &str, user: &str, online: bool, now: i64) {
         let flipped = self.cluster.directory.apply_remote(node, user, online);
+        tracing::debug!(
+            node,
+            user,
+            online,
+            flipped,
+            "presence change on another node"
+        );
         if flipped && !self.registry.is_online(user) {
             if online {
                 lock(&self.last_seen).insert(Arc::from(user), now);

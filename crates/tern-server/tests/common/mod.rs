@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_websockets::{ClientBuilder, MaybeTlsStream, Message, WebSocketStream};
 
+pub mod proxy;
+
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -256,4 +258,22 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n + 2..];
     }
     out
+}
+
+/// The status of one request, or `None` when the server cannot be reached
+/// or answers nothing readable (a server still starting or stopping).
+pub async fn try_http(addr: SocketAddr, method: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
 }

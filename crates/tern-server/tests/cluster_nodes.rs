@@ -1,0 +1,555 @@
+//! Three `tern serve` processes on one PostgreSQL (a fresh schema per test)
+//! and one Redis (a fresh key prefix per test): cross-node messaging,
+//! receipts, typing, presence, bans and group removals; concurrent senders
+//! on every node; a node killed with -9 and one drained with SIGTERM; Redis
+//! cut off and back (resync).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{token, token_with, Ws, SECRET};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+/// The services, or `None` (skip) when their URLs are not set.
+fn services() -> Option<(String, String)> {
+    let pg = std::env::var("TERN_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let redis = std::env::var("TERN_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    match (pg, redis) {
+        (Some(pg), Some(redis)) => Some((pg, redis)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set: TERN_TEST_POSTGRES_URL and TERN_TEST_REDIS_URL must be set")
+        }
+        _ => {
+            eprintln!("skipped: TERN_TEST_POSTGRES_URL and TERN_TEST_REDIS_URL are needed");
+            None
+        }
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    db_url: String,
+    redis_url: String,
+    prefix: String,
+    schema: String,
+    pg_url: String,
+}
+
+struct Node {
+    id: String,
+    addr: SocketAddr,
+    child: Option<Child>,
+    /// Kept for the node's life (its generated files live there).
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    /// A failed test must not leave its servers running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    async fn start(n: usize, redis_url: Option<String>) -> Option<Self> {
+        let (pg, redis) = services()?;
+        let schema = format!("c_{}", ulid::Ulid::new().to_string().to_lowercase());
+        tern_store::open_postgres_in_schema(&pg, &schema, Default::default())
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let db_url = format!("{pg}?options=-c%20search_path%3D{schema}");
+        let mut c = Self {
+            nodes: Vec::new(),
+            db_url,
+            redis_url: redis_url.unwrap_or(redis),
+            prefix: format!("tern-test-{}:", ulid::Ulid::new()),
+            schema,
+            pg_url: pg,
+        };
+        for i in 0..n {
+            let node = c.spawn(&format!("n{i}")).await;
+            c.nodes.push(node);
+        }
+        // Every node sees every other before the test starts.
+        c.wait_for_nodes(n).await;
+        Some(c)
+    }
+
+    async fn spawn(&self, id: &str) -> Node {
+        let data = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["serve", "--http", &addr.to_string(), "--tcp", "off"])
+            .args(["--jwt-secret", SECRET, "--node-id", id])
+            .args([
+                "--database-url",
+                &self.db_url,
+                "--redis-url",
+                &self.redis_url,
+            ])
+            .arg("--data")
+            .arg(data.path())
+            .env("TERN_CLUSTER_KEY_PREFIX", &self.prefix)
+            .env("TERN_CLUSTER_HEARTBEAT_MS", "300")
+            .env("TERN_CLUSTER_NODE_TTL_MS", "1500")
+            .env("TERN_HTTP_DRAIN_GRACE_MS", "0")
+            .env("TERN_LIMITS_DRAIN_TIMEOUT_MS", "2000")
+            .env("TERN_LIMITS_SEND_RATE", "10000")
+            .env("TERN_LIMITS_SEND_BURST", "10000")
+            .env("TERN_STORE_OP_TIMEOUT_MS", "1500")
+            .env(
+                "TERN_LOG_FILTER",
+                std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if common::try_http(addr, "GET", "/readyz").await == Some(200) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{id} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Node {
+            id: id.into(),
+            addr,
+            child: Some(child),
+            _data: data,
+        }
+    }
+
+    /// Waits until node 0's registry lists `n` nodes.
+    async fn wait_for_nodes(&self, n: usize) {
+        let started = Instant::now();
+        loop {
+            let live = self.node_ids(0).await;
+            if live.len() == n {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "nodes: {live:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn node_ids(&self, via: usize) -> Vec<String> {
+        let (_, stats) = common::http(
+            self.nodes[via].addr,
+            "GET",
+            "/api/v1/admin/stats",
+            Some(&admin()),
+            None,
+        )
+        .await;
+        let mut ids: Vec<String> = stats["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| n["id"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    async fn ws(&self, node: usize, user: &str) -> Ws {
+        let url = format!("ws://{}/ws", self.nodes[node].addr);
+        let mut ws = Ws::open(&url, Some(&token(user))).await;
+        assert_eq!(ws.recv().await["type"], "auth_ok");
+        ws
+    }
+
+    fn signal(&self, node: usize, sig: &str) {
+        let pid = self.nodes[node].child.as_ref().unwrap().id();
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    async fn stop(mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = tern_store::PostgresStore::drop_schema(&self.pg_url, &self.schema).await;
+    }
+}
+
+fn admin() -> String {
+    token_with(
+        json!({"sub":"root1","exp":common::now_s() + 600,"role":"admin"}),
+        SECRET,
+    )
+}
+
+/// Waits until node `via` sees `user` online (the presence directory has
+/// replicated its session on another node).
+async fn wait_online(c: &Cluster, via: usize, user: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, p) = common::http(
+            c.nodes[via].addr,
+            "GET",
+            &format!("/api/v1/users/{user}/presence"),
+            Some(&token("observer")),
+            None,
+        )
+        .await;
+        if p["online"] == true {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{user} not seen: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads frames until one of `ty` arrives (5 s).
+async fn expect(ws: &mut Ws, ty: &str) -> Value {
+    ws.recv_type(ty).await
+}
+
+/// A send; the ack (or error) frame.
+async fn send(ws: &mut Ws, id: &str, target: Value, body: &str) -> Value {
+    let mut f = json!({"type":"send","id":id,"cmid":id,"body":body});
+    for (k, v) in target.as_object().unwrap() {
+        f[k] = v.clone();
+    }
+    ws.request(f).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_on_different_nodes_chat_as_on_one() {
+    let Some(c) = Cluster::start(3, None).await else {
+        return;
+    };
+    let mut alice = c.ws(0, "alice").await;
+    let mut bob = c.ws(1, "bob").await;
+    let mut carol = c.ws(2, "carol").await;
+    // Presence across nodes (bob is on node 1, alice watches from node 0).
+    // bob's arrival reaches node 0 within a presence flush or so.
+    let started = Instant::now();
+    let presence = loop {
+        let p = alice
+            .request(json!({"type":"presence_sub","id":"p","users":["bob","dave"]}))
+            .await;
+        if p["items"][0]["online"] == true || started.elapsed() > Duration::from_secs(5) {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(presence["items"][0]["online"], true, "{presence}");
+    assert_eq!(presence["items"][1]["online"], false, "{presence}");
+
+    let ack = send(&mut alice, "a1", json!({"to":"bob"}), "hi bob").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let msg = expect(&mut bob, "msg").await;
+    assert_eq!(
+        (msg["body"].as_str(), &msg["seq"]),
+        (Some("hi bob"), &ack["seq"])
+    );
+    // Receipt and typing back to node 0.
+    bob.request(json!({"type":"read","id":"r","conv":"d:alice:bob","seq":1}))
+        .await;
+    assert_eq!(expect(&mut alice, "receipt").await["user"], "bob");
+    bob.send(json!({"type":"typing","conv":"d:alice:bob"}))
+        .await;
+    assert_eq!(expect(&mut alice, "typing").await["user"], "bob");
+
+    // A group spread over the three nodes.
+    let (status, group) = common::http(
+        c.nodes[0].addr,
+        "POST",
+        "/api/v1/groups",
+        Some(&token("alice")),
+        Some(json!({"name":"team","members":["bob","carol"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let conv = format!("g:{}", group["id"].as_str().unwrap());
+    expect(&mut carol, "group").await;
+    send(&mut bob, "b1", json!({"conv":conv}), "hello team").await;
+    assert_eq!(expect(&mut carol, "msg").await["body"], "hello team");
+    assert_eq!(expect(&mut alice, "msg").await["body"], "hello team");
+
+    // carol is removed on node 0: node 2 must not push to her any more.
+    let (status, _) = common::http(
+        c.nodes[0].addr,
+        "DELETE",
+        &format!(
+            "/api/v1/groups/{}/members/carol",
+            group["id"].as_str().unwrap()
+        ),
+        Some(&token("alice")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(expect(&mut carol, "group").await["event"], "member_removed");
+    send(&mut bob, "b2", json!({"conv":conv}), "after carol left").await;
+    assert_eq!(expect(&mut alice, "msg").await["body"], "after carol left");
+    carol.expect_silence(Duration::from_millis(500)).await;
+
+    // A ban on node 0 closes bob's session on node 1 (4011).
+    let (status, _) = common::http(
+        c.nodes[0].addr,
+        "POST",
+        "/api/v1/admin/users/bob/ban",
+        Some(&admin()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(bob.expect_close().await.0, 4011);
+    // And presence tells alice on node 0.
+    let gone = expect(&mut alice, "presence").await;
+    assert_eq!(gone["items"][0]["online"], false, "{gone}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_on_every_node_keep_one_gap_free_sequence() {
+    let Some(c) = Cluster::start(3, None).await else {
+        return;
+    };
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        senders.push(c.ws(i, &format!("sender{i}")).await);
+    }
+    let (status, group) = common::http(
+        c.nodes[0].addr,
+        "POST",
+        "/api/v1/groups",
+        Some(&token("sender0")),
+        Some(json!({"name":"load","members":["sender1","sender2"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let conv = format!("g:{}", group["id"].as_str().unwrap());
+    let mut readers = Vec::new();
+    for i in 0..3 {
+        readers.push(c.ws(i, &format!("sender{i}")).await);
+    }
+    const EACH: usize = 40;
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut ws)| {
+            let conv = conv.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for k in 0..EACH {
+                    let id = format!("s{i}-{k}");
+                    let ack = send(&mut ws, &id, json!({"conv":conv}), &id).await;
+                    assert_eq!(ack["type"], "ack", "{ack}");
+                    seqs.push(ack["seq"].as_u64().unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut acked = BTreeSet::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    let total = 3 * EACH as u64;
+    assert_eq!(acked, (1..=total).collect(), "gap-free and unique seqs");
+    // Every member (a second session of each, on its own node) receives
+    // every message of the others; duplicates are counted.
+    for (i, reader) in readers.iter_mut().enumerate() {
+        let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+        let want = total - EACH as u64; // the others' messages; own ones too (other session)
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while (seen.len() as u64) < total && Instant::now() < deadline {
+            let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_secs(2), reader.inner.next()).await
+            else {
+                break;
+            };
+            if let Some(t) = m.as_text() {
+                let f: Value = serde_json::from_str(t).unwrap();
+                if f["type"] == "msg" {
+                    *seen.entry(f["seq"].as_u64().unwrap()).or_default() += 1;
+                }
+            }
+        }
+        let dups: usize = seen.values().map(|n| n - 1).sum();
+        assert!(
+            seen.len() as u64 >= want && seen.len() as u64 == total,
+            "reader {i}: {} of {total} messages, {dups} duplicates",
+            seen.len()
+        );
+        assert_eq!(dups, 0, "reader {i}: duplicate pushes");
+    }
+    c.stop().await;
+}
+
+/// Sends until acked within `limit`, retrying the same cmid (idempotent).
+async fn send_until_acked(ws: &mut Ws, id: &str, to: &str) -> Option<u64> {
+    let ack = send(ws, id, json!({"to":to}), id).await;
+    if ack["type"] != "ack" {
+        eprintln!("not acked: {ack}");
+    }
+    (ack["type"] == "ack").then(|| ack["seq"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_and_a_drained_node_lose_nothing_acked() {
+    let Some(mut c) = Cluster::start(3, None).await else {
+        return;
+    };
+    // zoe exists (provisioned by her first connect) and reads at the end.
+    drop(c.ws(0, "zoe").await);
+    let mut watcher = c.ws(0, "watcher").await;
+    watcher
+        .request(json!({"type":"presence_sub","id":"w","users":["vic"]}))
+        .await;
+    let mut acked = Vec::new();
+    for (victim, how) in [(1usize, "-KILL"), (2usize, "-TERM")] {
+        let mut sender = c.ws(victim, "vic").await;
+        for k in 0..10 {
+            let id = format!("{how}-{k}");
+            if let Some(seq) = send_until_acked(&mut sender, &id, "zoe").await {
+                acked.push(seq);
+            }
+        }
+        c.signal(victim, how);
+        if how == "-TERM" {
+            assert_eq!(expect(&mut sender, "goaway").await["type"], "goaway");
+            let status = c.nodes[victim].child.as_mut().unwrap().wait().unwrap();
+            assert!(status.success(), "drained node exit: {status:?}");
+        }
+        // The client reconnects to a surviving node and carries on.
+        let mut moved = c.ws(0, "vic").await;
+        let id = format!("{how}-after");
+        acked.push(send_until_acked(&mut moved, &id, "zoe").await.unwrap());
+        drop(moved);
+        // The node leaves the registry within the TTL (plus heartbeats).
+        let started = Instant::now();
+        loop {
+            let ids = c.node_ids(0).await;
+            if !ids.contains(&c.nodes[victim].id) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{how}: still {ids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Nothing acked is missing: zoe, on the last node, reads it all.
+    let mut zoe = c.ws(0, "zoe").await;
+    let page = zoe
+        .request(json!({"type":"sync","id":"h","conv":"d:vic:zoe","after":0,"limit":500}))
+        .await;
+    let stored: BTreeSet<u64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    for seq in &acked {
+        assert!(stored.contains(seq), "acked {seq} missing: {stored:?}");
+    }
+    assert_eq!(stored, (1..=stored.len() as u64).collect(), "gap-free");
+    // The watcher saw vic go offline at the end (the dead node's entries
+    // lapsed; the drained node left).
+    drop(watcher);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
+    let Some((_, redis)) = services() else { return };
+    let upstream: SocketAddr = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| "127.0.0.1:6379".parse().unwrap());
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let Some(c) = Cluster::start(2, Some(format!("redis://{}", proxy.addr))).await else {
+        return;
+    };
+    let mut alice = c.ws(0, "alice").await;
+    let mut bob = c.ws(1, "bob").await;
+    wait_online(&c, 0, "bob").await;
+    send(&mut alice, "x1", json!({"to":"bob"}), "before").await;
+    assert_eq!(expect(&mut bob, "msg").await["body"], "before");
+
+    proxy.set(common::proxy::CUT);
+    // While Redis is unreachable: readyz 503, local work goes on.
+    let started = Instant::now();
+    loop {
+        if common::try_http(c.nodes[0].addr, "GET", "/readyz").await == Some(503) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "readyz stays 200"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = send(&mut alice, "x2", json!({"to":"bob"}), "during").await;
+    assert_eq!(
+        during["type"], "ack",
+        "sends are stored while Redis is down: {during}"
+    );
+
+    proxy.set(common::proxy::PASS);
+    // Back by itself: both sessions are told to resync, and catch up.
+    assert_eq!(expect(&mut bob, "resync").await["type"], "resync");
+    let page = bob
+        .request(json!({"type":"sync","id":"s","conv":"d:alice:bob","after":1}))
+        .await;
+    assert_eq!(page["items"][0]["body"], "during", "{page}");
+    let started = Instant::now();
+    while common::try_http(c.nodes[0].addr, "GET", "/readyz").await != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "readyz stays 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send(&mut alice, "x3", json!({"to":"bob"}), "after").await;
+    assert_eq!(expect(&mut bob, "msg").await["body"], "after");
+    c.stop().await;
+}
