@@ -35,14 +35,18 @@ pub struct Cli {
 /// JSON).
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct Common {
-    /// Server address (host:port of the HTTP/WebSocket listener).
+    /// Server address (host:port of the HTTP/WebSocket listener). Repeat
+    /// it (`--host a --host b`) or give a comma-separated list to spread
+    /// the connections over several nodes: user i connects to host
+    /// i mod the number of hosts.
     #[arg(
-        long,
+        long = "host",
         global = true,
         default_value = "127.0.0.1:8080",
-        env = "TERN_BENCH_HOST"
+        env = "TERN_BENCH_HOST",
+        value_delimiter = ','
     )]
-    pub host: String,
+    pub hosts: Vec<String>,
     /// The server's HS256 JWT secret; tokens are minted from it.
     #[arg(
         long,
@@ -98,10 +102,11 @@ pub struct Common {
 }
 
 impl Common {
-    /// A default configuration for `host` and `secret` (used by tests).
+    /// A default configuration for `host` (one address, or several
+    /// separated by commas) and `secret` (used by tests).
     pub fn new(host: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
-            host: host.into(),
+            hosts: split_hosts(&host.into()),
             jwt_secret: secret.into(),
             transport: Transport::WsJson,
             procs: 1,
@@ -126,6 +131,20 @@ impl Common {
     pub fn setup_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.timeout.max(1))
     }
+
+    /// The hosts, trimmed, without empty entries (`a,,b ` is `a`, `b`).
+    pub fn host_list(&self) -> Vec<String> {
+        self.hosts.iter().flat_map(|h| split_hosts(h)).collect()
+    }
+}
+
+/// `a,b` → `["a", "b"]`, trimmed, without empty entries.
+pub fn split_hosts(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Transport and codec of the benchmark connections.
@@ -312,4 +331,36 @@ pub struct HistoryArgs {
     /// Times to read the whole history.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::{Cli, Common};
+
+    fn hosts(args: &[&str]) -> Vec<String> {
+        let mut argv = vec!["tern-bench"];
+        argv.extend_from_slice(args);
+        argv.push("connect");
+        Cli::try_parse_from(argv).unwrap().common.host_list()
+    }
+
+    // One test: it sets TERN_BENCH_HOST, which the other cases must not see.
+    #[test]
+    fn several_hosts() {
+        assert_eq!(hosts(&["--host", "a:1"]), ["a:1"]);
+        assert_eq!(hosts(&["--host", "a:1", "--host", "b:2"]), ["a:1", "b:2"]);
+        assert_eq!(hosts(&["--host", "a:1,b:2,c:3"]), ["a:1", "b:2", "c:3"]);
+        assert_eq!(hosts(&["--host", "a:1,b:2", "--host", "c:3"]), ["a:1", "b:2", "c:3"]);
+        assert_eq!(Common::new("x:1, y:2", "s").host_list(), ["x:1", "y:2"]);
+        std::env::set_var("TERN_BENCH_HOST", "e:1,f:2");
+        let from_env = hosts(&[]);
+        let explicit = hosts(&["--host", "g:3"]);
+        std::env::remove_var("TERN_BENCH_HOST");
+        assert_eq!(from_env, ["e:1", "f:2"]);
+        assert_eq!(explicit, ["g:3"]);
+        assert_eq!(hosts(&[]), ["127.0.0.1:8080"]);
+    }
 }

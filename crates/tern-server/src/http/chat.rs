@@ -67,8 +67,25 @@ pub struct AckBody {
 pub async fn send(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Read raw (to keep `meta` byte for byte), but held to the same rule as
+    // every JSON route: a JSON content type.
+    let is_json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(
+            ServiceError::BadRequest("expected Content-Type: application/json".into()).into(),
+        );
+    }
     let mut frame: SendFrame = serde_json::from_slice(&body)
         .map_err(|e| ServiceError::BadRequest(format!("invalid message: {e}")))?;
     if frame.meta.is_some() {
