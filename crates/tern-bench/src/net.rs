@@ -30,15 +30,23 @@ pub struct Target {
 }
 
 impl Target {
-    /// Resolves the server address; fails at once for a transport that is
-    /// not implemented.
+    /// Resolves the first server address (see [`crate::hosts::Hosts`] for
+    /// all of them); fails at once for a transport that is not implemented.
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
+        let hosts = common.host_list();
+        let host = hosts.first().ok_or_else(|| anyhow!("no --host given"))?;
+        Self::resolve_host(common, host).await
+    }
+
+    /// Resolves the server address `host`; fails at once for a transport
+    /// that is not implemented.
+    pub async fn resolve_host(common: &Common, host: &str) -> anyhow::Result<Self> {
         let codec = Codec::of(common.transport)?;
-        let addr = tokio::net::lookup_host(&common.host)
+        let addr = tokio::net::lookup_host(host)
             .await
-            .with_context(|| format!("resolving {}", common.host))?
+            .with_context(|| format!("resolving {host}"))?
             .next()
-            .ok_or_else(|| anyhow!("{} resolves to nothing", common.host))?;
+            .ok_or_else(|| anyhow!("{host} resolves to nothing"))?;
         let source = common.source_ip.map(IpAddr::V4).or_else(|| {
             common
                 .worker_index
@@ -46,7 +54,7 @@ impl Target {
                 .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, (i % 254 + 1) as u8)))
         });
         Ok(Self {
-            host: common.host.clone(),
+            host: host.to_owned(),
             addr,
             source,
             secret: common.jwt_secret.clone(),
