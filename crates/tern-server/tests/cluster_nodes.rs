@@ -43,6 +43,8 @@ struct Cluster {
     prefix: String,
     schema: String,
     pg_url: String,
+    /// Extra environment of every node.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 struct Node {
@@ -73,6 +75,15 @@ fn free_port() -> u16 {
 
 impl Cluster {
     async fn start(n: usize, redis_url: Option<String>) -> Option<Self> {
+        Self::start_with(n, redis_url, &[]).await
+    }
+
+    /// Like [`Cluster::start`], with more environment for every node.
+    async fn start_with(
+        n: usize,
+        redis_url: Option<String>,
+        env: &[(&'static str, &'static str)],
+    ) -> Option<Self> {
         let (pg, redis) = services()?;
         let schema = format!("c_{}", ulid::Ulid::new().to_string().to_lowercase());
         tern_store::open_postgres_in_schema(&pg, &schema, Default::default())
@@ -88,6 +99,7 @@ impl Cluster {
             prefix: format!("tern-test-{}:", ulid::Ulid::new()),
             schema,
             pg_url: pg,
+            env: env.to_vec(),
         };
         for i in 0..n {
             let node = c.spawn(&format!("n{i}")).await;
@@ -124,6 +136,7 @@ impl Cluster {
                 "TERN_LOG_FILTER",
                 std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(self.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -551,5 +564,128 @@ async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
     }
     send(&mut alice, "x3", json!({"to":"bob"}), "after").await;
     assert_eq!(expect(&mut bob, "msg").await["body"], "after");
+    c.stop().await;
+}
+
+/// The nginx configuration of docs/cluster.md, run for real in front of two
+/// nodes: clients connect and chat through it, and the nodes see the real
+/// client address (X-Forwarded-For from a trusted proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_nginx_configuration_works() {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    if !nginx.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but nginx is not installed"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+        return;
+    }
+    let Some(c) = Cluster::start_with(
+        2,
+        None,
+        &[
+            ("TERN_HTTP_TRUSTED_PROXIES", "127.0.0.1"),
+            ("TERN_LIMITS_LOGIN_PER_IP_PER_MIN", "2"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let doc = include_str!("../../../docs/cluster.md");
+    let snippet = doc
+        .split("```nginx\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let mut servers = c
+        .nodes
+        .iter()
+        .map(|n| format!("server {} max_fails=2 fail_timeout=5s;", n.addr));
+    let mut conf = String::new();
+    for line in snippet.lines() {
+        let t = line.trim();
+        if t.starts_with("server 10.0.0.") {
+            if let Some(s) = servers.next() {
+                conf.push_str(&format!("    {s}\n"));
+            }
+        } else if t == "listen 80;" {
+            conf.push_str(&format!("    listen 127.0.0.1:{port};\n"));
+        } else {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+    }
+    let p = dir.path().display();
+    let full = format!(
+        "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fcgi;\n uwsgi_temp_path {p}/uwsgi;\n scgi_temp_path {p}/scgi;\n{conf}}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), full).unwrap();
+    let mut proc = Command::new(nginx)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .args(["-g", "daemon off; master_process off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    while common::try_http(front, "GET", "/readyz").await != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Two clients through nginx chat (they may land on either node).
+    let url = format!("ws://{front}/ws");
+    let mut alice = Ws::open(&url, Some(&token("alice"))).await;
+    assert_eq!(alice.recv().await["type"], "auth_ok");
+    let mut bob = Ws::open(&url, Some(&token("bob"))).await;
+    assert_eq!(bob.recv().await["type"], "auth_ok");
+    for n in 0..2 {
+        wait_online(&c, n, "bob").await;
+    }
+    send(&mut alice, "n1", json!({"to":"bob"}), "through nginx").await;
+    assert_eq!(expect(&mut bob, "msg").await["body"], "through nginx");
+    // The nodes limit logins by the client's address, not nginx's: a third
+    // attempt from 127.0.0.2 is refused, another client still gets through.
+    let login_from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(front).await.unwrap();
+        let body = json!({"username":"nobody","password":"wrong-password"}).to_string();
+        let req = format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out)
+            .split(' ')
+            .nth(1)
+            .unwrap_or("0")
+            .to_owned()
+    };
+    // Each node counts on its own: two attempts per node may pass.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(login_from("127.0.0.2").await);
+    }
+    assert!(statuses.contains(&"429".to_owned()), "{statuses:?}");
+    assert_eq!(login_from("127.0.0.3").await, "401");
+    let _ = proc.kill();
+    let _ = proc.wait();
     c.stop().await;
 }
