@@ -41,6 +41,7 @@ pub struct Common {
     /// i mod the number of hosts.
     #[arg(
         long = "host",
+        value_name = "HOST",
         global = true,
         default_value = "127.0.0.1:8080",
         env = "TERN_BENCH_HOST",
@@ -353,7 +354,10 @@ mod tests {
         assert_eq!(hosts(&["--host", "a:1"]), ["a:1"]);
         assert_eq!(hosts(&["--host", "a:1", "--host", "b:2"]), ["a:1", "b:2"]);
         assert_eq!(hosts(&["--host", "a:1,b:2,c:3"]), ["a:1", "b:2", "c:3"]);
-        assert_eq!(hosts(&["--host", "a:1,b:2", "--host", "c:3"]), ["a:1", "b:2", "c:3"]);
+        assert_eq!(
+            hosts(&["--host", "a:1,b:2", "--host", "c:3"]),
+            ["a:1", "b:2", "c:3"]
+        );
         assert_eq!(Common::new("x:1, y:2", "s").host_list(), ["x:1", "y:2"]);
         std::env::set_var("TERN_BENCH_HOST", "e:1,f:2");
         let from_env = hosts(&[]);

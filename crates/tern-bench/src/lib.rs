@@ -21,10 +21,13 @@
 //! frames encoded and decoded in one place per codec ([`codec::Codec`]).
 //! Tokens are minted from the server's HS256 secret. `--procs K` runs K
 //! worker processes, each with its own 127.0.0.x source address (see
-//! [`procs`]). Every scenario is bounded in time and stops by itself.
+//! [`procs`]). Several `--host`s spread the connections over the nodes of
+//! a cluster (see [`hosts`]). Every scenario is bounded in time and stops
+//! by itself.
 
 pub mod cli;
 pub mod codec;
+pub mod hosts;
 pub mod net;
 pub mod procs;
 pub mod progress;

@@ -11,7 +11,9 @@
 //!   included), which the parent merges.
 //!
 //! `idle`: each worker prints `READY` once its connections are up; when all
-//! are, the parent reads the server's memory. Other scenarios just report.
+//! are, the parent reads the server's memory (of each node, with several
+//! hosts). Other scenarios just report. Every worker has the whole `--host`
+//! list and places its users as one process would (user i at host i mod n).
 //!
 //! `fanout` (driven by [`crate::scenario::fanout`]): the parent sends
 //! `PROVISION` (create your members' users: connect and close each; answer
@@ -35,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::cli::{Common, Scenario};
 use crate::report::Report;
-use crate::server::{MemSource, RssSampler};
+use crate::server::{per_conn_by_node, record_nodes, MemSource, RssSampler};
 
 /// First argument of a worker process (before any clap parsing).
 pub const WORKER_ARG: &str = "__worker";
@@ -221,7 +223,7 @@ pub async fn run_parent(
     let k = workers.len();
     let (mem, source) = MemSource::detect(common).await;
     let start_rss = match &mem {
-        Some(m) => m.rss_kib().await,
+        Some(m) => m.snapshot().await,
         None => None,
     };
     let sampler = mem
@@ -247,7 +249,7 @@ pub async fn run_parent(
             if ready == k {
                 tokio::time::sleep(Duration::from_secs(a.settle)).await;
                 if let Some(m) = &mem {
-                    held = m.rss_kib().await;
+                    held = m.snapshot().await;
                 }
             }
         }
@@ -278,21 +280,27 @@ pub async fn run_parent(
         None => Vec::new(),
     };
     merged.memory_source = source;
-    if let (Some(mem), Some(start)) = (mem, start_rss) {
+    if let (Some(mem), Some((start, start_nodes))) = (mem, start_rss) {
         merged.gauge("server_rss_start_kib", start as f64);
+        record_nodes(&mut merged, "start", &start_nodes);
         if let Some(peak) = during.iter().max() {
             merged.gauge("server_rss_peak_kib", *peak as f64);
         }
-        if let Some(h) = held {
+        if let Some((h, held_nodes)) = held {
             merged.gauge("server_rss_held_kib", h as f64);
             let n = merged.counter("connected");
             if n > 0 {
                 merged.gauge("server_kib_per_conn", (h as f64 - start as f64) / n as f64);
             }
+            if mem.per_node() {
+                record_nodes(&mut merged, "held", &held_nodes);
+                per_conn_by_node(&mut merged, &start_nodes, &held_nodes);
+            }
         }
         if let Scenario::Churn(a) = scenario {
             tokio::time::sleep(Duration::from_secs(a.settle)).await;
-            if let Some(after) = mem.rss_kib().await {
+            if let Some((after, after_nodes)) = mem.snapshot().await {
+                record_nodes(&mut merged, "after", &after_nodes);
                 merged.gauge("server_rss_after_kib", after as f64);
                 if start > 0 {
                     merged.gauge(

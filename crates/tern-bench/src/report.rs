@@ -198,6 +198,10 @@ pub struct Report {
     /// `GET /api/v1/admin/stats`, or none and why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_source: Option<String>,
+    /// The hosts the connections were spread over, in the order given
+    /// (`node<k>_…` figures are of host k); empty with one host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 impl Report {
@@ -270,6 +274,9 @@ impl Report {
         if self.memory_source.is_none() {
             self.memory_source.clone_from(&other.memory_source);
         }
+        if self.hosts.is_empty() {
+            self.hosts.clone_from(&other.hosts);
+        }
     }
 
     /// The one-line JSON summary (percentiles instead of histograms).
@@ -279,7 +286,7 @@ impl Report {
             .iter()
             .map(|(k, v)| (k, v.summary()))
             .collect();
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "scenario": self.scenario,
             "procs": self.procs,
             "elapsed_s": round3(self.elapsed_s),
@@ -290,8 +297,12 @@ impl Report {
             "latency_ms": lat,
             "memory_source": self.memory_source,
             "errors": self.errors,
-        })
-        .to_string()
+        });
+        // Only with several hosts: a one-host line stays as it was.
+        if !self.hosts.is_empty() {
+            line["hosts"] = self.hosts.clone().into();
+        }
+        line.to_string()
     }
 
     /// The human summary table.
@@ -312,6 +323,15 @@ impl Report {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let _ = writeln!(out, "  params: {}", p.join(" "));
+        }
+        if !self.hosts.is_empty() {
+            let h: Vec<String> = self
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(k, h)| format!("node{k}={h}"))
+                .collect();
+            let _ = writeln!(out, "  hosts ({}): {}", self.hosts.len(), h.join(" "));
         }
         for (k, v) in &self.counters {
             let _ = writeln!(out, "  {k:<28} {v:>14}");

@@ -3,24 +3,27 @@
 //! `--server-pid`, else from `/admin/stats`) is read before the churn, after
 //! `--warmup` seconds of it (the reference), every second during it, and
 //! `--settle` seconds after it: memory must come back to the reference.
+//! With several hosts, loop l connects to host l mod n, and the RSS figures
+//! are summed over the nodes (each node's reference and final RSS are
+//! reported too).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{ChurnArgs, Common};
-use crate::net::Target;
+use crate::hosts::Hosts;
 use crate::report::{Latency, Report};
 use crate::scenario::per_sec;
-use crate::server::{MemSource, RssSampler};
+use crate::server::{record_nodes, MemSource, RssSampler};
 
 pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
-    let target = Arc::new(Target::resolve(common).await?);
+    let hosts = Hosts::resolve(common).await?;
     let mut report = Report::new("churn");
     report.param("duration_s", args.duration);
     report.param("concurrency", args.concurrency);
     report.param("hold_ms", args.hold_ms);
     let warmup = Duration::from_secs(args.warmup.min(args.duration));
     report.param("warmup_s", warmup.as_secs());
+    hosts.describe(&mut report);
     let (mem, source) = MemSource::detect(common).await;
     report.memory_source = source;
     let cold_rss = match &mem {
@@ -31,7 +34,7 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     let warm_rss = mem.clone().map(|m| {
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
-            m.rss_kib().await
+            m.snapshot().await
         })
     });
     let sampler = mem
@@ -52,7 +55,7 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     let limit = common.setup_timeout().min(Duration::from_secs(10));
     let mut loops = Vec::new();
     for l in 0..args.concurrency.max(1) {
-        let t = target.clone();
+        let t = hosts.get(l).clone();
         let user = format!("{}-churn-{l}", common.prefix);
         let hold = Duration::from_millis(args.hold_ms);
         loops.push(tokio::spawn(async move {
@@ -111,7 +114,7 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
     if let Some(cold) = cold_rss {
         report.gauge("server_rss_before_kib", cold as f64);
     }
-    if let (Some(mem), Some(sampler), Some(start)) = (mem, sampler, start) {
+    if let (Some(mem), Some(sampler), Some((start, start_nodes))) = (mem, sampler, start) {
         let during = sampler.finish().await;
         tokio::time::sleep(Duration::from_secs(args.settle)).await;
         report.gauge("server_rss_start_kib", start as f64);
@@ -121,7 +124,9 @@ pub async fn run(common: &Common, args: &ChurnArgs) -> anyhow::Result<Report> {
         if let Some(last) = during.last() {
             report.gauge("server_rss_end_of_churn_kib", *last as f64);
         }
-        if let Some(after) = mem.rss_kib().await {
+        if let Some((after, after_nodes)) = mem.snapshot().await {
+            record_nodes(&mut report, "start", &start_nodes);
+            record_nodes(&mut report, "after", &after_nodes);
             report.gauge("server_rss_after_kib", after as f64);
             if start > 0 {
                 report.gauge(

@@ -2,20 +2,26 @@
 //! seconds. Reports delivered messages/s, the send→delivery latency, the
 //! ack latency, and lost (acked but not delivered) and duplicated
 //! deliveries.
+//!
+//! With n ≥ 2 hosts, the sender of pair i connects to host i mod n and its
+//! receiver to host (i + 1) mod n: every message crosses nodes. The report
+//! then lists the hosts and counts those pairs (`pairs_cross_node`).
 
 use std::time::{Duration, Instant};
 
 use crate::cli::{Common, DirectArgs};
-use crate::net::Target;
+use crate::hosts::Hosts;
 use crate::report::{Report, SharedLatency};
 use crate::scenario::{connect_many, per_sec, recv_loop, run_id, send_loop, Dest, Expect, Until};
 
 pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
-    let target = Target::resolve(common).await?;
+    let hosts = Hosts::resolve(common).await?;
     let mut report = Report::new("direct");
     report.param("pairs", args.pairs);
     report.param("window", args.window);
     report.param("duration_s", args.duration);
+    hosts.describe(&mut report);
+    let (sender_host, receiver_host) = (|i: usize| i, |i: usize| i + 1);
     let run = run_id();
     let receivers: Vec<String> = (0..args.pairs)
         .map(|i| format!("{}-dr-{i}", common.prefix))
@@ -25,8 +31,9 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
         .collect();
     let pb = crate::progress::bar(common.progress(), 2 * args.pairs as u64, "connecting");
     // Receivers first: a direct message needs its recipient to exist.
-    let rx = connect_many(&target, &receivers, 100, common.setup_timeout(), &pb).await;
-    let tx = connect_many(&target, &senders, 100, common.setup_timeout(), &pb).await;
+    let limit = common.setup_timeout();
+    let rx = connect_many(&hosts, &receivers, receiver_host, 100, limit, &pb).await;
+    let tx = connect_many(&hosts, &senders, sender_host, 100, limit, &pb).await;
     pb.finish_and_clear();
     for e in rx.errors.iter().chain(&tx.errors) {
         report.error(e);
@@ -42,6 +49,10 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
             report.count("pairs_failed", 1);
             continue;
         };
+        if hosts.multi() {
+            let cross = sender_host(i) % hosts.len() != receiver_host(i) % hosts.len();
+            report.count("pairs_cross_node", u64::from(cross));
+        }
         let (expect_tx, expect_rx) = tokio::sync::watch::channel(None);
         let recv = tokio::spawn(recv_loop(
             r,
@@ -116,6 +127,9 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
     // Counters always present, so reports can be compared.
     for k in ["lost", "duplicated", "delivered"] {
         report.count(k, 0);
+    }
+    if hosts.multi() {
+        report.count("pairs_cross_node", 0);
     }
     Ok(report)
 }

@@ -21,6 +21,11 @@
 //!    group, or `--grace` after. Each process reports unique deliveries,
 //!    duplicates and the latency histogram (the body starts with the send
 //!    time in µs); lost = acked × members connected − unique deliveries.
+//!
+//! With several hosts, member j connects to host j mod n (in whichever
+//! process holds it) and sender j to host j mod n; the group is built
+//! through the first host. The report lists the hosts and the members
+//! connected on each (`node<k>_connected`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +36,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::cli::{span, Common, FanoutArgs};
-use crate::net::{name_chunks, HttpError, Target, MAX_NAMES_BODY};
+use crate::hosts::{count_per_host, Hosts};
+use crate::net::{name_chunks, HttpError, MAX_NAMES_BODY};
 use crate::procs::{Worker, CONNECT, DONE, PROVISION, PROVISIONED, READY};
 use crate::report::{Report, SharedLatency};
 use crate::scenario::{
@@ -64,20 +70,12 @@ pub async fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<Report> {
         .deadline
         .unwrap_or(args.grace + 2 * common.timeout + 10);
     let end = Deadline::now() + Duration::from_secs(deadline);
-    let target = Target::resolve(common).await?;
+    let hosts = Hosts::resolve(common).await?;
     let names = (0..args.members)
         .map(|j| member_name(&common.prefix, j))
         .collect();
-    let local = Local::new(target.clone(), names, common, args, end);
-    coordinate(
-        common,
-        args,
-        target,
-        Members::Local(Box::new(local)),
-        1,
-        end,
-    )
-    .await
+    let local = Local::new(hosts.clone(), names, 0, common, args, end);
+    coordinate(common, args, hosts, Members::Local(Box::new(local)), 1, end).await
 }
 
 /// The run with the members in `workers` (the parent of `--procs K`).
@@ -87,15 +85,14 @@ pub async fn run_with_workers(
     workers: Vec<Worker>,
     end: Deadline,
 ) -> anyhow::Result<Report> {
-    let mut target = Target::resolve(common).await?;
     let k = workers.len();
     // Workers use 127.0.0.1..=K; the senders (and the HTTP calls) use the
     // next address, so they do not compete for the workers' ports.
-    if target.source.is_none() && target.addr.ip().is_loopback() && target.addr.is_ipv4() {
-        let last = (k % 254 + 1) as u8;
-        target.source = Some(std::net::Ipv4Addr::new(127, 0, 0, last).into());
-    }
-    coordinate(common, args, target, Members::Procs(workers), k, end).await
+    let last = (k % 254 + 1) as u8;
+    let hosts = Hosts::resolve(common)
+        .await?
+        .with_loopback_source(std::net::Ipv4Addr::new(127, 0, 0, last).into());
+    coordinate(common, args, hosts, Members::Procs(workers), k, end).await
 }
 
 /// Worker `index` of `--procs K`: its share of the members, driven by the
@@ -108,11 +105,11 @@ pub async fn worker(
     commands: &mut mpsc::Receiver<String>,
     end: Deadline,
 ) -> anyhow::Result<Report> {
-    let target = Target::resolve(common).await?;
-    let names = span(args.members, common.procs.max(1), index)
-        .map(|j| member_name(&common.prefix, j))
-        .collect();
-    let mut local = Local::new(target, names, common, args, end);
+    let hosts = Hosts::resolve(common).await?;
+    let mine = span(args.members, common.procs.max(1), index);
+    let first = mine.start;
+    let names = mine.map(|j| member_name(&common.prefix, j)).collect();
+    let mut local = Local::new(hosts, names, first, common, args, end);
     loop {
         let line = match tokio::time::timeout_at(end, commands.recv()).await {
             Ok(Some(line)) => line,
@@ -214,8 +211,10 @@ impl Members {
 
 /// Members connected from this process.
 struct Local {
-    target: Target,
+    hosts: Hosts,
     names: Vec<String>,
+    /// The index of `names[0]` among all members (its host: `first` mod n).
+    first: usize,
     limit: Duration,
     grace: Duration,
     end: Deadline,
@@ -233,15 +232,17 @@ struct Receiving {
 
 impl Local {
     fn new(
-        target: Target,
+        hosts: Hosts,
         names: Vec<String>,
+        first: usize,
         common: &Common,
         args: &FanoutArgs,
         end: Deadline,
     ) -> Self {
         Self {
-            target,
+            hosts,
             names,
+            first,
             limit: common.setup_timeout(),
             grace: Duration::from_secs(args.grace),
             end,
@@ -255,8 +256,15 @@ impl Local {
     /// Connects and closes every member once (a valid token creates its
     /// user); returns how many failed.
     async fn provision(&mut self) -> u64 {
-        let (failed, errors) =
-            provision_many(&self.target, &self.names, CONCURRENCY, self.limit).await;
+        let first = self.first;
+        let (failed, errors) = provision_many(
+            &self.hosts,
+            &self.names,
+            |i| first + i,
+            CONCURRENCY,
+            self.limit,
+        )
+        .await;
         for e in errors {
             self.report.error(e);
         }
@@ -268,7 +276,16 @@ impl Local {
     /// only); returns how many are connected.
     async fn connect(&mut self, conv: &str) -> u64 {
         let pb = crate::progress::bar(self.progress, self.names.len() as u64, "connecting");
-        let opened = connect_many(&self.target, &self.names, CONCURRENCY, self.limit, &pb).await;
+        let first = self.first;
+        let opened = connect_many(
+            &self.hosts,
+            &self.names,
+            |i| first + i,
+            CONCURRENCY,
+            self.limit,
+            &pb,
+        )
+        .await;
         pb.finish_and_clear();
         for e in &opened.errors {
             self.report.error(e);
@@ -278,6 +295,12 @@ impl Local {
         self.report
             .count("members_failed", self.names.len() as u64 - ok);
         self.report.latency("member_connect").add(&opened.latency);
+        count_per_host(
+            &mut self.report,
+            &self.hosts,
+            opened.conns.iter().map(Option::is_some),
+            |i| first + i,
+        );
         let (tx, rx) = watch::channel(None);
         let conv: Arc<str> = conv.into();
         let tasks = opened
@@ -345,7 +368,7 @@ impl Local {
 async fn coordinate(
     common: &Common,
     args: &FanoutArgs,
-    target: Target,
+    hosts: Hosts,
     mut members: Members,
     procs: usize,
     end: Deadline,
@@ -356,6 +379,7 @@ async fn coordinate(
     report.param("senders", args.senders);
     report.param("rate", args.rate);
     report.param("window", args.window);
+    hosts.describe(&mut report);
     let run = run_id();
     let limit = common.setup_timeout();
     let senders_n = args.senders.max(1);
@@ -371,7 +395,7 @@ async fn coordinate(
 
     let setup = Instant::now();
     let group = build_group(
-        &target,
+        &hosts,
         &owner,
         &all,
         other_senders,
@@ -392,7 +416,7 @@ async fn coordinate(
     if connected == 0 && args.members > 0 {
         report.error("no member connected");
     }
-    let tx = connect_many(&target, &senders, 50, limit, &ProgressBar::hidden()).await;
+    let tx = connect_many(&hosts, &senders, |j| j, 50, limit, &ProgressBar::hidden()).await;
     for e in &tx.errors {
         report.error(e);
     }
@@ -464,11 +488,11 @@ async fn coordinate(
 }
 
 /// Creates the group (owner `owner`) with `all` as members, in requests
-/// under the body limit; creates the users first if the server does not
-/// know some of them. Returns the group id.
+/// under the body limit, through the first host; creates the users first
+/// if the server does not know some of them. Returns the group id.
 #[allow(clippy::too_many_arguments)]
 async fn build_group(
-    target: &Target,
+    hosts: &Hosts,
     owner: &str,
     all: &[String],
     other_senders: &[String],
@@ -478,6 +502,7 @@ async fn build_group(
     end: Deadline,
 ) -> anyhow::Result<String> {
     let limit = common.setup_timeout();
+    let target = hosts.first();
     let chunks = name_chunks(all, MAX_NAMES_BODY);
     report.count("group_requests", 0);
     let mut group: Option<String> = None;
@@ -509,7 +534,9 @@ async fn build_group(
                 // Some member is not a user yet: create them all, retry.
                 provisioned = true;
                 let t0 = Instant::now();
-                let (failed, errors) = provision_many(target, other_senders, 50, limit).await;
+                // Sender j + 1 is at host j + 1 (sender 0 owns the group).
+                let (failed, errors) =
+                    provision_many(hosts, other_senders, |j| j + 1, 50, limit).await;
                 for e in errors {
                     report.error(e);
                 }

@@ -1,7 +1,8 @@
 //! `history`: fill a direct conversation with N messages (raw client, W in
 //! flight), then read the whole history `--rounds` times with `tern-client`
 //! (`sync` pages of `--page` after seq 0): messages/s read and the latency
-//! of one page.
+//! of one page. With several hosts the writer (user 0) writes through the
+//! first host and the reader (user 1) reads through the second.
 
 use std::time::{Duration, Instant};
 
@@ -10,23 +11,25 @@ use tern_client::tern_proto::ConvId;
 use tern_client::{Client, ClientConfig, ReconnectPolicy};
 
 use crate::cli::{Common, HistoryArgs};
-use crate::net::Target;
+use crate::hosts::Hosts;
 use crate::report::Report;
 use crate::scenario::{per_sec, run_id, send_loop, Dest, Until};
 
 pub async fn run(common: &Common, args: &HistoryArgs) -> anyhow::Result<Report> {
-    let target = Target::resolve(common).await?;
+    let hosts = Hosts::resolve(common).await?;
+    let (target, read_target) = (hosts.get(0), hosts.get(1));
     let mut report = Report::new("history");
     report.param("messages", args.messages);
     report.param("page", args.page);
     report.param("rounds", args.rounds);
+    hosts.describe(&mut report);
     let run = run_id();
     // Fresh users per run: the conversation holds exactly this run's messages.
     let writer = format!("{}-hw-{run}", common.prefix);
     let reader = format!("{}-hr-{run}", common.prefix);
     let limit = common.setup_timeout();
     // The reader must exist before it can be written to.
-    drop(target.connect_within(&reader, limit).await?);
+    drop(read_target.connect_within(&reader, limit).await?);
     let conn = target.connect_within(&writer, limit).await?;
     let pb = crate::progress::bar(common.progress(), args.messages as u64, "filling");
     let fill_started = Instant::now();
@@ -53,7 +56,7 @@ pub async fn run(common: &Common, args: &HistoryArgs) -> anyhow::Result<Report> 
         report.error(e);
     }
 
-    let url = format!("ws://{}/ws", common.host);
+    let url = format!("ws://{}/ws", read_target.host);
     let token = crate::token::mint(&common.jwt_secret, &reader)?;
     let cfg = ClientConfig::new(url, token)
         .with_reconnect(ReconnectPolicy::disabled())

@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use indicatif::ProgressBar;
 
 use crate::codec::Out;
-use crate::net::{Conn, Incoming, Target};
+use crate::hosts::Hosts;
+use crate::net::{Conn, Incoming};
 use crate::report::{Latency, SharedLatency};
 
 /// The result of opening many connections.
@@ -33,26 +34,31 @@ impl Opened {
 }
 
 /// Connects every user in `users`, `concurrency` at a time, each within
-/// `limit`, the whole within `limit` too.
+/// `limit`, the whole within `limit` too. User `users[i]` connects to host
+/// `host_of(i)` (mod the number of hosts).
 pub async fn connect_many(
-    target: &Target,
+    hosts: &Hosts,
     users: &[String],
+    host_of: impl Fn(usize) -> usize,
     concurrency: usize,
     limit: Duration,
     pb: &ProgressBar,
 ) -> Opened {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
-    let target = Arc::new(target.clone());
     let mut conns: Vec<Option<Conn>> = Vec::with_capacity(users.len());
     let mut latency = Latency::new();
     let mut errors = Vec::new();
-    let mut stream = futures_util::stream::iter(users.iter().cloned().map(|u| {
-        let t = target.clone();
+    let multi = hosts.multi();
+    let mut stream = futures_util::stream::iter(users.iter().enumerate().map(|(i, u)| {
+        let t = hosts.get(host_of(i)).clone();
+        let u = u.clone();
         async move {
             let t0 = Instant::now();
             let r = tokio::time::timeout_at(deadline, t.connect(&u)).await;
             let r = r.unwrap_or_else(|_| Err(anyhow::anyhow!("connect timed out")));
+            // With several hosts, say which one failed.
+            let r = r.map_err(|e| if multi { e.context(t.host.clone()) } else { e });
             (r, t0.elapsed())
         }
     }))
@@ -82,17 +88,19 @@ pub async fn connect_many(
 
 /// Makes sure every user in `users` exists on the server (a valid token
 /// creates its user): connects and closes each, `concurrency` at a time,
-/// the whole within `limit`. Returns how many failed and the first errors.
+/// the whole within `limit`, `users[i]` at host `host_of(i)`. Returns how
+/// many failed and the first errors.
 pub async fn provision_many(
-    target: &Target,
+    hosts: &Hosts,
     users: &[String],
+    host_of: impl Fn(usize) -> usize,
     concurrency: usize,
     limit: Duration,
 ) -> (u64, Vec<String>) {
     let deadline = tokio::time::Instant::now() + limit;
-    let target = Arc::new(target.clone());
-    let mut stream = futures_util::stream::iter(users.iter().cloned().map(|u| {
-        let t = target.clone();
+    let mut stream = futures_util::stream::iter(users.iter().enumerate().map(|(i, u)| {
+        let t = hosts.get(host_of(i)).clone();
+        let u = u.clone();
         async move {
             match tokio::time::timeout_at(deadline, t.connect(&u)).await {
                 Ok(Ok(mut conn)) => {
