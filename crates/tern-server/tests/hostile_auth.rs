@@ -252,6 +252,7 @@ async fn frames_before_auth_and_auth_twice() {
         1
     );
     assert_healthy(s.addr).await;
+    drop(ws);
     s.shutdown().await;
 }
 
@@ -345,5 +346,6 @@ async fn unknown_users_without_auto_provisioning_and_banned_users() {
     let mut admin_ws = Ws::open(&s.ws_url(), Some(&admin)).await;
     assert_eq!(admin_ws.recv().await["type"], "auth_ok");
     assert_open(&mut admin_ws, "admin").await;
+    drop((ws, admin_ws, known));
     s.shutdown().await;
 }

@@ -185,6 +185,9 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
     // Allocated only once draining starts: most connections never drain.
     let mut drain_timer: Option<Pin<Box<Sleep>>> = None;
     let mut draining = false;
+    // Once a frame's handling decided to close, no further frame is read:
+    // the error carrying the close code is the last answer.
+    let mut closing = false;
     let mut out: Vec<Bytes> = Vec::new();
     loop {
         tokio::select! {
@@ -200,13 +203,14 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
                     Drained::Close(code) => return Box::pin(finish(&session, link, code)).await,
                 }
             }
-            read = link.read() => {
+            read = link.read(), if !closing => {
                 idle_timer.as_mut().reset(Instant::now() + idle);
                 match read {
                     Read::Invalid(reply) => { session.push(reply); }
                     Read::Frame(frame) => {
                         // Boxed so store calls do not bloat every idle connection's future.
                         if let Flow::Close(code) = Box::pin(ctx.handle(frame)).await {
+                            closing = true;
                             session.outbox.close(code);
                         }
                     }

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod proc;
-pub mod proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
