@@ -1,10 +1,13 @@
-//! JSON codec speed: decode of client frames, encode of server frames. Run: `cargo bench -p tern-proto --bench codec`.
+//! Codec speed: decode of client frames, encode of server frames, in JSON;
+//! and a `msg` push both ways in JSON and protobuf side by side. Run:
+//! `cargo bench -p tern-proto --bench codec`.
 //!
 //! Decoded: a `send` (small text body) with and without `meta`, a `sync`, a
 //! `ping`. Encoded: a `msg` push with and without `meta`, an `ack`, and the
-//! `messages` reply to a `sync` holding a page of 100 messages. Throughput is
-//! in bytes of the frame on the wire, so criterion also reports MB/s. Inputs
-//! are built once, outside the timed loop.
+//! `messages` reply to a `sync` holding a page of 100 messages. The `msg_push`
+//! group encodes a `msg` (server side) and decodes it (client side) with
+//! each [`Codec`]. Throughput is in bytes of the frame on the wire, so
+//! criterion also reports MB/s. Inputs are built once, outside the timed loop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -12,7 +15,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tern_proto::message::Meta;
 use tern_proto::{
-    decode_client, encode_server, ClientFrame, ConvId, Message, MessageKind, ServerFrame,
+    decode_client, encode_server, ClientFrame, Codec, ConvId, Message, MessageKind, ServerFrame,
 };
 
 /// A stored text message as the server pushes it (a ULID mid, a ms timestamp).
@@ -99,5 +102,36 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode);
+/// A `msg` push (with and without `meta`) encoded by the server and decoded
+/// by a client, in each codec.
+fn msg_push(c: &mut Criterion) {
+    let direct = ConvId::direct("alice", "bob");
+    let meta =
+        Meta::from_json(r#"{"reply_to":"01JDQ8Z6W1K3V9X2C4B7N5M8P0","mentions":["bob","carol"]}"#)
+            .unwrap();
+    let cases = [
+        ("msg", ServerFrame::Msg(message(&direct, 1201, None))),
+        (
+            "msg_meta",
+            ServerFrame::Msg(message(&direct, 1202, Some(meta))),
+        ),
+    ];
+    let mut g = c.benchmark_group("msg_push");
+    for codec in Codec::ALL {
+        for (name, frame) in &cases {
+            let bytes = codec.encode_server(frame);
+            assert_eq!(&codec.decode_server(&bytes).unwrap(), frame);
+            g.throughput(Throughput::Bytes(bytes.len() as u64));
+            g.bench_function(format!("encode/{}/{name}", codec.name()), |b| {
+                b.iter(|| codec.encode_server(black_box(frame)))
+            });
+            g.bench_function(format!("decode/{}/{name}", codec.name()), |b| {
+                b.iter(|| codec.decode_server(black_box(&bytes)))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode, msg_push);
 criterion_main!(benches);

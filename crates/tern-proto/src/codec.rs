@@ -12,13 +12,16 @@ use serde_json::value::RawValue;
 use crate::frame::{ClientFrame, RequestId, ServerFrame};
 use crate::message::Meta;
 
-/// Why bytes did not decode into a frame.
+/// Why bytes did not decode into a frame, in either codec
+/// ([`crate::Codec`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
-    /// Not JSON at all: a protocol violation.
+    /// Not JSON (or, for the protobuf codec, not a protobuf `Frame`) at
+    /// all: a protocol violation, closed with 4000.
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// Valid JSON but not a valid frame (unknown type, missing or ill-typed field).
+    /// Valid JSON (a decodable protobuf `Frame`) but not a valid frame:
+    /// unknown type, missing or ill-typed field. Answered with `bad_request`.
     #[error("{message}")]
     Invalid {
         id: Option<RequestId>,

@@ -40,7 +40,10 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the version and exit.
     Version,
-    // Planned: `Chat` (interactive client) and `Bench` (load generator).
+    /// Chat from a terminal: log in, list conversations, open one, send
+    /// lines (`/help` inside lists the commands).
+    Chat(crate::tools::chat::ChatArgs),
+    // Planned: `Bench` (load generator).
 }
 
 /// `tern token`: a token for a user, signed like the server's own.

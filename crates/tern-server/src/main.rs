@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::User(UserCommand::Add(args)) => tools::user::run(&args),
         Command::Config(ConfigCommand::Check(args)) => tools::config_check::run(&args),
         Command::Config(ConfigCommand::Defaults) => tools::config_check::defaults(),
+        Command::Chat(args) => tools::chat::run(&args),
     }
 }
 

@@ -106,7 +106,7 @@ async fn start_session<T: Transport>(
 ) -> Option<(Arc<Session>, Bytes)> {
     let (identity, auth_id) = authenticate(state, link, token).await?;
     tracing::Span::current().record("user", identity.user.as_str());
-    let session = state.hub.open_session(&identity.user);
+    let session = state.hub.open_session_with(&identity.user, link.codec());
     tracing::Span::current().record("session", session.public_id());
     let ok = ServerFrame::AuthOk {
         id: auth_id,
@@ -206,7 +206,7 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
             read = link.read(), if !closing => {
                 idle_timer.as_mut().reset(Instant::now() + idle);
                 match read {
-                    Read::Invalid(reply) => { session.push(reply); }
+                    Read::Invalid(reply) => { session.push_encoded(reply); }
                     Read::Frame(frame) => {
                         // Boxed so store calls do not bloat every idle connection's future.
                         if let Flow::Close(code) = Box::pin(ctx.handle(frame)).await {
@@ -224,7 +224,7 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
                 draining = true;
                 let limits = state.hub.config().limits.clone();
                 let goaway = ServerFrame::Goaway { reconnect_ms: limits.goaway_reconnect_ms };
-                session.push(link.encode(&goaway));
+                session.push_frame(&goaway);
                 let deadline = Duration::from_millis(limits.drain_timeout_ms);
                 drain_timer = Some(Box::pin(sleep_until(Instant::now() + deadline)));
             }

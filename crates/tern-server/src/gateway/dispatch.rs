@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tern_proto::{encode_server, ClientFrame, CloseCode, RequestId, ServerFrame};
+use tern_proto::{ClientFrame, CloseCode, RequestId, ServerFrame};
 
 use super::limiter::{SendLimiter, Verdict};
 use crate::service::{ServiceError, Session};
@@ -145,6 +145,6 @@ impl SessionCtx {
     }
 
     fn reply(&self, frame: ServerFrame) {
-        self.session.push(encode_server(&frame));
+        self.session.push_frame(&frame);
     }
 }

@@ -12,28 +12,7 @@ use tokio::time::timeout;
 use super::transport::{Incoming, RecvError, Transport};
 use crate::state::AppState;
 
-/// The codec of a connection. (Interim: protobuf arrives with tern-proto's
-/// codec seam; until then a protobuf frame is answered as malformed.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Codec {
-    Json,
-    Proto,
-}
-
-impl Codec {
-    pub fn decode_client(self, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
-        match self {
-            Codec::Json => tern_proto::decode_client(bytes),
-            Codec::Proto => Err(DecodeError::Malformed(
-                "the protobuf codec is not available on this server yet".into(),
-            )),
-        }
-    }
-
-    pub fn encode_server(self, frame: &ServerFrame) -> Bytes {
-        tern_proto::encode_server(frame)
-    }
-}
+pub use tern_proto::Codec;
 
 /// What one read gave.
 pub enum Read {
@@ -200,7 +179,7 @@ impl<T: Transport> Link<T> {
 
 /// Whether a codec's frames travel as binary (protobuf) or text (JSON).
 pub fn is_binary(codec: Codec) -> bool {
-    codec == Codec::Proto
+    codec.is_binary()
 }
 
 /// The `error` frame before a 4000 close.

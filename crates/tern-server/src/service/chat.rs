@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use tern_proto::frame::{SendFrame, SyncFrame};
 use tern_proto::ids::{is_reserved_username, validate_cmid, validate_username};
-use tern_proto::{
-    encode_server, ConvId, ConvSummary, Message, MessageKind, PresenceItem, RequestId, ServerFrame,
-};
+use tern_proto::{ConvId, ConvSummary, Message, MessageKind, PresenceItem, RequestId, ServerFrame};
 use tern_store::{Appended, HistoryPage, NewMessage, Page};
 use tokio::sync::oneshot;
 
@@ -29,7 +27,7 @@ impl Hub {
         let message = match self.prepare_or_repeat(&session.user, frame).await? {
             Prepared::New(m) => m,
             Prepared::Repeat(original) => {
-                session.push(encode_server(&ack_of(id, &original)));
+                session.push_frame(&ack_of(id, &original));
                 return Ok(());
             }
         };

@@ -290,11 +290,16 @@ impl Hub {
 
     /// Registers a new session for `user`; evicts the oldest beyond the limit.
     pub fn open_session(&self, user: &str) -> Arc<Session> {
+        self.open_session_with(user, tern_proto::Codec::Json)
+    }
+
+    /// Like [`Hub::open_session`], for a connection speaking `codec`.
+    pub fn open_session_with(&self, user: &str, codec: tern_proto::Codec) -> Arc<Session> {
         let config = self.config();
         let limits = &config.limits;
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox::new(limits.outbound_queue_frames, limits.outbound_queue_bytes);
-        let session = Arc::new(Session::new(id, Arc::from(user), outbox));
+        let session = Arc::new(Session::with_codec(id, Arc::from(user), outbox, codec));
         let reg = self.registry.register(session.clone());
         if !reg.evicted.is_empty() {
             tracing::info!(

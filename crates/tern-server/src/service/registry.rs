@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tern_proto::CloseCode;
 
 use super::outbox::{Outbox, Pushed};
+use tern_proto::Codec;
 
 const SHARDS: usize = 64;
 
@@ -24,16 +25,34 @@ pub struct Session {
     pub outbox: Outbox,
     /// Sends accepted but not yet acknowledged (drained before closing).
     pub pending_sends: AtomicU32,
+    /// The codec of the session's connection: what its outbox holds.
+    pub codec: Codec,
 }
 
 impl Session {
+    /// A JSON session.
     pub fn new(id: u64, user: Arc<str>, outbox: Outbox) -> Self {
+        Self::with_codec(id, user, outbox, Codec::Json)
+    }
+
+    pub fn with_codec(id: u64, user: Arc<str>, outbox: Outbox, codec: Codec) -> Self {
         Self {
             id,
             user,
             outbox,
             pending_sends: AtomicU32::new(0),
+            codec,
         }
+    }
+
+    /// `frame` in this session's codec.
+    pub fn encode(&self, frame: &tern_proto::ServerFrame) -> Bytes {
+        self.codec.encode_server(frame)
+    }
+
+    /// Queues a frame of the session's own (an answer, an ack) in its codec.
+    pub fn push_frame(&self, frame: &tern_proto::ServerFrame) -> Pushed {
+        self.push_encoded(self.encode(frame))
     }
 
     /// The public session id.
@@ -41,8 +60,25 @@ impl Session {
         format!("s-{:x}", self.id)
     }
 
-    /// Queues a frame; on overflow the session closes itself (4010).
+    /// Queues a push encoded as JSON (how the service encodes shared
+    /// pushes). A protobuf session gets it re-encoded in its codec.
+    /// (Issue 10: pushes will carry their bytes per codec, encoded once.)
     pub fn push(&self, frame: Bytes) -> Pushed {
+        match self.codec {
+            Codec::Json => self.push_encoded(frame),
+            Codec::Proto => match tern_proto::decode_server(&frame) {
+                Ok(decoded) => self.push_encoded(self.encode(&decoded)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "push not re-encodable for a protobuf session");
+                    Pushed::Closed
+                }
+            },
+        }
+    }
+
+    /// Queues bytes already in the session's codec; on overflow the session
+    /// closes itself (4010).
+    pub fn push_encoded(&self, frame: Bytes) -> Pushed {
         let pushed = self.outbox.push(frame);
         if pushed == Pushed::Overflow {
             metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES).increment(1);

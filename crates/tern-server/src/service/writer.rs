@@ -111,7 +111,7 @@ async fn finish(fanout: &FanOut, reply: ReplyTo, accepted: Instant, result: Stor
                 Ok(a) => super::chat::ack_of(id, &a.message),
                 Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
             };
-            session.push(tern_proto::encode_server(&frame));
+            session.push_frame(&frame);
             if session.pending_sends.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // A closing connection may be waiting for its last ack.
                 session.outbox.nudge();

@@ -2,6 +2,7 @@
 //! `tern user add` and `tern config check`. Each reads the configuration
 //! exactly as `tern serve` does ([`load_config`]).
 
+pub mod chat;
 pub mod config_check;
 pub mod token;
 pub mod user;

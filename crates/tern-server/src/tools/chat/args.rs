@@ -120,6 +120,37 @@ mod tests {
         }
     }
 
+    fn parse(args: &[&str]) -> Result<ChatArgs, clap::Error> {
+        let argv = ["tern", "chat"].iter().chain(args);
+        match crate::cli::try_parse_from(argv)?.command {
+            crate::cli::Command::Chat(chat) => Ok(chat),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_and_defaults() {
+        let a = parse(&["--user", "alice", "--register", "--history", "5"]).unwrap();
+        assert_eq!(a.user.as_deref(), Some("alice"));
+        assert!(a.register && !a.password_stdin);
+        assert_eq!(a.history, 5);
+        assert_eq!(a.url, "http://127.0.0.1:8080");
+        assert_eq!(a.typing_every, Duration::from_secs(3));
+        assert_eq!(a.timeout, Duration::from_secs(10));
+        let a = parse(&["--token", "jwt", "--typing-every", "500ms"]).unwrap();
+        assert_eq!(a.token.as_deref(), Some("jwt"));
+        assert_eq!(a.typing_every, Duration::from_millis(500));
+        for bad in [
+            &["--register"][..],
+            &["--password-stdin"],
+            &["--user", "a", "--history", "0"],
+            &["--user", "a", "--history", "501"],
+            &["--user", "a", "--timeout", "0s"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));

@@ -22,7 +22,10 @@ pub enum Input {
     /// `/close`: leave the open conversation (messages then come as notices).
     Close,
     /// `/group create NAME USER…`.
-    GroupCreate { name: String, members: Vec<String> },
+    GroupCreate {
+        name: String,
+        members: Vec<String>,
+    },
     /// `/group add USER…` to the open group.
     GroupAdd(Vec<String>),
     /// `/group leave` the open group.
@@ -149,8 +152,14 @@ mod tests {
     fn text_and_blank_lines() {
         assert_eq!(parse("").unwrap(), Input::Nothing);
         assert_eq!(parse("   \t").unwrap(), Input::Nothing);
-        assert_eq!(parse("hello  there ").unwrap(), Input::Text("hello  there ".into()));
-        assert_eq!(parse("//etc/passwd").unwrap(), Input::Text("/etc/passwd".into()));
+        assert_eq!(
+            parse("hello  there ").unwrap(),
+            Input::Text("hello  there ".into())
+        );
+        assert_eq!(
+            parse("//etc/passwd").unwrap(),
+            Input::Text("/etc/passwd".into())
+        );
         assert_eq!(parse("  //x y").unwrap(), Input::Text("/x y".into()));
         assert_eq!(parse("a /quit").unwrap(), Input::Text("a /quit".into()));
     }
@@ -173,7 +182,10 @@ mod tests {
     #[test]
     fn open_and_dm() {
         assert_eq!(parse("/open 2").unwrap(), Input::Open("2".into()));
-        assert_eq!(parse("/o d:alice:bob").unwrap(), Input::Open("d:alice:bob".into()));
+        assert_eq!(
+            parse("/o d:alice:bob").unwrap(),
+            Input::Open("d:alice:bob".into())
+        );
         assert_eq!(
             parse("/open \"Lunch crew\"").unwrap(),
             Input::Open("Lunch crew".into())
@@ -209,9 +221,18 @@ mod tests {
                 members: vec![]
             }
         );
-        assert_eq!(parse("/group add dave erin").unwrap(), Input::GroupAdd(s(&["dave", "erin"])));
+        assert_eq!(
+            parse("/group add dave erin").unwrap(),
+            Input::GroupAdd(s(&["dave", "erin"]))
+        );
         assert_eq!(parse("/group leave").unwrap(), Input::GroupLeave);
-        for bad in ["/group", "/group create", "/group add", "/group leave x", "/group kick bob"] {
+        for bad in [
+            "/group",
+            "/group create",
+            "/group add",
+            "/group leave x",
+            "/group kick bob",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
     }

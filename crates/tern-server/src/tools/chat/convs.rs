@@ -1,7 +1,7 @@
 //! The conversation list of `tern chat`: numbered entries with unread
 //! counts, as the server's `convs` gave them and as pushes changed them
-//! since. Numbers stay stable until the next `/list`; new conversations are
-//! appended.
+//! since. A conversation keeps its number for the whole session; new ones
+//! are appended.
 
 use tern_proto::frame::{ConvKind, ConvSummary};
 use tern_proto::{ConvId, Message};
@@ -57,9 +57,22 @@ pub struct ConvList {
 }
 
 impl ConvList {
-    /// Replaces the list with the server's, in its order.
-    pub fn replace(&mut self, entries: Vec<Entry>) {
-        self.entries = entries;
+    /// Takes in the server's list: listed conversations keep their number
+    /// (with the server's counts), new ones are appended in the server's
+    /// order (most recent first), ones the server no longer lists go.
+    pub fn merge(&mut self, fresh: Vec<Entry>) {
+        let mut fresh: Vec<Option<Entry>> = fresh.into_iter().map(Some).collect();
+        let mut merged = Vec::with_capacity(fresh.len());
+        for old in &self.entries {
+            let slot = fresh
+                .iter_mut()
+                .find(|f| f.as_ref().is_some_and(|f| f.conv == old.conv));
+            if let Some(entry) = slot.and_then(Option::take) {
+                merged.push(entry);
+            }
+        }
+        merged.extend(fresh.into_iter().flatten());
+        self.entries = merged;
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -82,31 +95,41 @@ impl ConvList {
 
     /// The number of `conv` in the list, if listed.
     pub fn number(&self, conv: &ConvId) -> Option<usize> {
-        self.entries.iter().position(|e| &e.conv == conv).map(|i| i + 1)
+        self.entries
+            .iter()
+            .position(|e| &e.conv == conv)
+            .map(|i| i + 1)
     }
 
     /// Records a message; counts it unread unless it is `me`'s or `open`.
-    /// Returns the entry's unread count afterwards.
-    pub fn on_message(&mut self, m: &Message, me: &str, open: bool) -> u64 {
+    /// Returns the entry's unread count afterwards, or `None` when the
+    /// message is not newer than the entry's last one.
+    pub fn on_message(&mut self, m: &Message, me: &str, open: bool) -> Option<u64> {
         let title = || m.conv.peer_of(me).unwrap_or(&m.from).to_owned();
         let at = self.ensure(&m.conv, title) - 1;
-        let Some(e) = self.entries.get_mut(at) else {
-            return 0;
-        };
-        if m.seq > e.last_seq {
-            if !open && m.from != me {
-                e.unread += m.seq - e.last_seq.max(m.seq - 1);
-            }
-            e.last_seq = m.seq;
-            e.last = Some(m.clone());
+        let e = self.entries.get_mut(at)?;
+        if m.seq <= e.last_seq {
+            return None;
         }
-        e.unread
+        if !open && m.from != me {
+            e.unread += 1;
+        }
+        e.last_seq = m.seq;
+        e.last = Some(m.clone());
+        Some(e.unread)
     }
 
     /// Everything up to the last known seq is read.
     pub fn mark_read(&mut self, conv: &ConvId) {
         if let Some(e) = self.entries.iter_mut().find(|e| &e.conv == conv) {
             e.unread = 0;
+        }
+    }
+
+    /// Renames a conversation (a group renamed).
+    pub fn set_title(&mut self, conv: &ConvId, title: &str) {
+        if let Some(e) = self.entries.iter_mut().find(|e| &e.conv == conv) {
+            e.title = title.to_owned();
         }
     }
 
@@ -149,7 +172,12 @@ mod tests {
         }
     }
 
-    fn summary(conv: ConvId, kind: ConvKind, peer: Option<&str>, name: Option<&str>) -> ConvSummary {
+    fn summary(
+        conv: ConvId,
+        kind: ConvKind,
+        peer: Option<&str>,
+        name: Option<&str>,
+    ) -> ConvSummary {
         ConvSummary {
             conv,
             kind,
@@ -167,9 +195,15 @@ mod tests {
         let dm = ConvId::direct("alice", "bob");
         let g = ConvId::Group("g1".into());
         let mut list = ConvList::default();
-        list.replace(vec![
-            Entry::from_summary(summary(dm.clone(), ConvKind::Direct, Some("bob"), None), "alice"),
-            Entry::from_summary(summary(g.clone(), ConvKind::Group, None, Some("Lunch crew")), "alice"),
+        list.merge(vec![
+            Entry::from_summary(
+                summary(dm.clone(), ConvKind::Direct, Some("bob"), None),
+                "alice",
+            ),
+            Entry::from_summary(
+                summary(g.clone(), ConvKind::Group, None, Some("Lunch crew")),
+                "alice",
+            ),
         ]);
         assert_eq!(list.entries()[0].title, "bob");
         assert!(list.entries()[1].is_group);
@@ -182,6 +216,20 @@ mod tests {
             assert!(list.find(missing).is_none(), "{missing}");
         }
         assert_eq!(list.number(&g), Some(2));
+
+        // Numbers stay; new conversations are appended, gone ones dropped.
+        let carol = ConvId::direct("alice", "carol");
+        list.merge(vec![
+            Entry::new(carol.clone(), "carol".into()),
+            Entry::from_summary(
+                summary(g.clone(), ConvKind::Group, None, Some("Lunch")),
+                "alice",
+            ),
+        ]);
+        assert_eq!(list.number(&g), Some(1));
+        assert_eq!(list.number(&carol), Some(2));
+        assert_eq!(list.number(&dm), None);
+        assert_eq!(list.entries()[0].title, "Lunch");
     }
 
     #[test]
@@ -189,13 +237,22 @@ mod tests {
         let dm = ConvId::direct("alice", "bob");
         let mut list = ConvList::default();
         // A new conversation is appended, titled by the peer.
-        assert_eq!(list.on_message(&msg(&dm, 1, "bob"), "alice", false), 1);
+        assert_eq!(
+            list.on_message(&msg(&dm, 1, "bob"), "alice", false),
+            Some(1)
+        );
         assert_eq!(list.entries()[0].title, "bob");
-        assert_eq!(list.on_message(&msg(&dm, 2, "bob"), "alice", false), 2);
+        assert_eq!(
+            list.on_message(&msg(&dm, 2, "bob"), "alice", false),
+            Some(2)
+        );
         // A repeat changes nothing; own messages and the open one are read.
-        assert_eq!(list.on_message(&msg(&dm, 2, "bob"), "alice", false), 2);
-        assert_eq!(list.on_message(&msg(&dm, 3, "alice"), "alice", false), 2);
-        assert_eq!(list.on_message(&msg(&dm, 4, "bob"), "alice", true), 2);
+        assert_eq!(list.on_message(&msg(&dm, 2, "bob"), "alice", false), None);
+        assert_eq!(
+            list.on_message(&msg(&dm, 3, "alice"), "alice", false),
+            Some(2)
+        );
+        assert_eq!(list.on_message(&msg(&dm, 4, "bob"), "alice", true), Some(2));
         assert_eq!(list.entries()[0].last_seq, 4);
         list.mark_read(&dm);
         assert_eq!(list.entries()[0].unread, 0);

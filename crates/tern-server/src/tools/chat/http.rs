@@ -72,7 +72,10 @@ impl Api {
     /// `POST /register`; `Ok(false)` when the name is taken.
     pub async fn register(&self, user: &str, password: &str) -> Result<bool, HttpError> {
         let body = json!({"username": user, "password": password});
-        match self.call(Method::POST, "/api/v1/register", Some(body)).await {
+        match self
+            .call(Method::POST, "/api/v1/register", Some(body))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.status == 409 => Ok(false),
             Err(e) => Err(e),
@@ -98,15 +101,25 @@ impl Api {
     }
 
     /// `POST /groups`.
-    pub async fn create_group(&self, name: &str, members: &[String]) -> Result<GroupInfo, HttpError> {
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[String],
+    ) -> Result<GroupInfo, HttpError> {
         let body = json!({"name": name, "members": members});
-        group(self.call(Method::POST, "/api/v1/groups", Some(body)).await?)
+        group(
+            self.call(Method::POST, "/api/v1/groups", Some(body))
+                .await?,
+        )
     }
 
     /// `POST /groups/{id}/members`.
     pub async fn add_members(&self, id: &str, users: &[String]) -> Result<GroupInfo, HttpError> {
         let path = format!("/api/v1/groups/{id}/members");
-        group(self.call(Method::POST, &path, Some(json!({"users": users}))).await?)
+        group(
+            self.call(Method::POST, &path, Some(json!({"users": users})))
+                .await?,
+        )
     }
 
     /// `DELETE /groups/{id}/members/{user}`.
@@ -117,7 +130,12 @@ impl Api {
 
     /// One call within the timeout; a non-2xx answer becomes the server's
     /// error. The body of a 2xx answer is its JSON (`null` when empty).
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, HttpError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, HttpError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));

@@ -51,7 +51,11 @@ pub fn spawn() -> mpsc::Receiver<Line> {
 /// replaced), or `End`.
 pub fn read_line(input: &mut impl BufRead) -> Line {
     let mut buf = Vec::new();
-    match input.by_ref().take(MAX_LINE_BYTES).read_until(b'\n', &mut buf) {
+    match input
+        .by_ref()
+        .take(MAX_LINE_BYTES)
+        .read_until(b'\n', &mut buf)
+    {
         Ok(0) | Err(_) => Line::End,
         Ok(_) => {
             while matches!(buf.last(), Some(b'\n' | b'\r')) {

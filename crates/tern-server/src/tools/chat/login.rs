@@ -10,6 +10,7 @@ use super::args::ChatArgs;
 use super::http::Api;
 use super::input::{self, Line};
 use super::render::notice;
+use super::say;
 use crate::tools::{check_username, ToolError};
 
 /// What to authenticate with.
@@ -26,13 +27,17 @@ pub enum Auth {
 /// else reads stdin. Returns the lines of stdin that follow.
 pub fn credentials(args: &ChatArgs) -> Result<(Auth, mpsc::Receiver<Line>), ToolError> {
     let Some(user) = args.user.clone() else {
-        let token = args.token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            ToolError::Usage(
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                ToolError::Usage(
                 "say who you are: --user NAME (add --register for a new account), or --token JWT / \
                  TERN_TOKEN"
                     .into(),
             )
-        })?;
+            })?;
         return Ok((Auth::Token(token.trim().to_owned()), input::spawn()));
     };
     check_username(&user)?;
@@ -82,8 +87,8 @@ pub async fn token(auth: Auth, api: &Api) -> Result<String, ToolError> {
     };
     if register {
         match api.register(&user, &password).await {
-            Ok(true) => println!("{}", notice(&format!("account {user} created"))),
-            Ok(false) => println!("{}", notice(&format!("{user} already exists; logging in"))),
+            Ok(true) => say(notice(&format!("account {user} created"))),
+            Ok(false) => say(notice(&format!("{user} already exists; logging in"))),
             Err(e) if e.status == 400 => return Err(ToolError::Usage(e.message)),
             Err(e) => return Err(ToolError::Failed(format!("register: {e}"))),
         }

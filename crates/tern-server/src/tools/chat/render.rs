@@ -110,7 +110,11 @@ pub fn list(entries: &[Entry], open: Option<&tern_proto::ConvId>) -> Vec<String>
             "no conversations yet: /dm USER to start one, /group create NAME USER… for a group",
         )];
     }
-    let width = entries.iter().map(|e| title(e).chars().count()).max().unwrap_or(0);
+    let width = entries
+        .iter()
+        .map(|e| title(e).chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = vec![notice("conversations (/open N):")];
     for (i, e) in entries.iter().enumerate() {
         let mark = if open == Some(&e.conv) { '*' } else { ' ' };
@@ -123,17 +127,26 @@ pub fn list(entries: &[Entry], open: Option<&tern_proto::ConvId>) -> Vec<String>
             .as_ref()
             .map(|m| format!("{}: {}", sanitize(&m.from), preview(m)))
             .unwrap_or_default();
-        let line = format!("{mark}{:>3}  {:<width$}  {unread:<10}  {last}", i + 1, title(e));
+        let line = format!(
+            "{mark}{:>3}  {:<width$}  {unread:<10}  {last}",
+            i + 1,
+            title(e)
+        );
         out.push(line.trim_end().to_owned());
     }
     out
 }
 
-/// A message in a conversation that is not open.
+/// A message in a conversation that is not open: `[N] bob: text` for a
+/// direct one, `[N] Lunch crew (group) · bob: text` for a group.
 pub fn elsewhere(e: &Entry, number: usize, m: &Message) -> String {
+    let place = if e.is_group {
+        format!("{} · ", title(e))
+    } else {
+        String::new()
+    };
     notice(&format!(
-        "[{number}] {}: {}: {} ({} unread; /open {number})",
-        title(e),
+        "[{number}] {place}{}: {} ({} unread; /open {number})",
         sanitize(&m.from),
         preview(m),
         e.unread
@@ -155,9 +168,9 @@ pub fn ended(code: u16, reason: &str) -> String {
         format!(": {reason}")
     };
     match code {
-        4001 => format!(
-            "the server refused the token (close 4001){reason}; log in again (--user NAME)"
-        ),
+        4001 => {
+            format!("the server refused the token (close 4001){reason}; log in again (--user NAME)")
+        }
         4011 => format!(
             "disconnected by the server (close 4011: kicked by an admin, banned, or too many \
              sessions){reason}"
@@ -206,7 +219,7 @@ mod tests {
         let m = msg("bob", "hi\x1b[2J\tthere\r", MessageKind::Text, t);
         assert_eq!(message(&m, t), "[09:00] bob: hi\u{fffd}[2J there\u{fffd}");
         let m = msg("bob", "one\ntwo", MessageKind::Text, t);
-        assert_eq!(message(&m, t), "[09:00] bob: one\n              two");
+        assert_eq!(message(&m, t), "[09:00] bob: one\n             two");
         let m = msg("system", "maintenance", MessageKind::System, t);
         assert_eq!(message(&m, t), "[09:00] ** system: maintenance");
         let m = msg("bob", "q29tcHV0ZXI=", MessageKind::E2e, t);
@@ -224,14 +237,22 @@ mod tests {
         assert_eq!(lines[0], "-- conversations (/open N):");
         assert!(lines[1].starts_with("*  1  bob"), "{}", lines[1]);
         assert!(lines[1].contains("2 unread"));
-        assert!(lines[1].ends_with(&format!("bob: {}…", "x".repeat(60))), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with(&format!("bob: {}…", "x".repeat(60))),
+            "{}",
+            lines[1]
+        );
         assert_eq!(lines[2], "   2  Lunch crew (group)");
         assert!(list(&[], None)[0].contains("/dm USER"));
 
         let m = msg("bob", "lunch?\nat noon", MessageKind::Text, 0);
         assert_eq!(
             elsewhere(&bob, 1, &m),
-            "-- [1] bob: bob: lunch?… (2 unread; /open 1)"
+            "-- [1] bob: lunch?… (2 unread; /open 1)"
+        );
+        assert_eq!(
+            elsewhere(&group, 2, &m),
+            "-- [2] Lunch crew (group) · bob: lunch?… (0 unread; /open 2)"
         );
         assert_eq!(header(&group), "== Lunch crew (group) (g:g1) ==");
     }
@@ -242,6 +263,9 @@ mod tests {
         assert!(ended(4011, "").ends_with("sessions)"));
         let refused = ended(4001, "invalid or expired token");
         assert!(refused.contains("4001") && refused.contains("invalid or expired token"));
-        assert_eq!(ended(1006, "gave up"), "connection closed (close 1006): gave up");
+        assert_eq!(
+            ended(1006, "gave up"),
+            "connection closed (close 1006): gave up"
+        );
     }
 }

@@ -1,0 +1,2 @@
+*&
+eyJhbGciOiJIUzI1NiJ9.e30.siglaptop

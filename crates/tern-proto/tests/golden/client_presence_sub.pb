@@ -1,0 +1,3 @@
+Z
+bob
+carol

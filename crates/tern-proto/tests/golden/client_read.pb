@@ -1,0 +1,2 @@
+J
+d:alice:bob

@@ -1,0 +1,3 @@
+:
+d:alice:bob
+ d

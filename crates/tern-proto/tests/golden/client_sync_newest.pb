@@ -1,0 +1,2 @@
+:
+d:alice:bob

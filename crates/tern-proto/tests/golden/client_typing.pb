@@ -1,0 +1,2 @@
+R
+d:alice:bob

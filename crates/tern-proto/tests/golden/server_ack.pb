@@ -1,0 +1,2 @@
+z2
+d:alice:bob01JD3Z8Q4W5Y6V7T8S9R0P1N2M ыШЧќЄ3

@@ -1,0 +1,1 @@
+Únot a member of g:x1

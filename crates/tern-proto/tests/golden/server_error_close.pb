@@ -1,0 +1,1 @@
+Úmalformed frame  

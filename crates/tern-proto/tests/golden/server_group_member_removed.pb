@@ -1,0 +1,3 @@
+ยB8
+x1
+Lunch crewalice"alice*alice*bob*carol0เสัช3dave

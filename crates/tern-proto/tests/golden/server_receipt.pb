@@ -1,0 +1,2 @@
+²
+d:alice:bobbob

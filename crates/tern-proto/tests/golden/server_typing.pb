@@ -1,0 +1,2 @@
+º
+d:alice:bobbob

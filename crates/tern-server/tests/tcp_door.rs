@@ -1,0 +1,135 @@
+//! The raw TCP door end to end: `TRN1`, length-prefixed protobuf frames,
+//! auth, send/ack and the push to a WebSocket JSON session in the same
+//! conversation and back, a wrong preface (closed without a frame), an oversize
+//! length (final `error` with close 1009) and undecodable bytes (4000).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{token, TestServer};
+use tern_proto::frame::SendFrame;
+use tern_proto::{ClientFrame, Codec, MessageKind, RequestId, ServerFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn server() -> (TestServer, SocketAddr) {
+    let s = TestServer::with(|c| c.tcp_addr = "127.0.0.1:0".into()).await;
+    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    (s, tcp)
+}
+
+async fn write_frame(s: &mut TcpStream, frame: &ClientFrame) {
+    let bytes = Codec::Proto.encode_client(frame);
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+}
+
+/// The next frame, or `None` when the server closed the socket.
+async fn read_frame(s: &mut TcpStream) -> Option<ServerFrame> {
+    let mut len = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len)).await;
+    read.unwrap().ok()?;
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    Some(Codec::Proto.decode_server(&body).unwrap())
+}
+
+fn id(n: u64) -> Option<RequestId> {
+    serde_json::from_value(serde_json::json!(n)).ok()
+}
+
+#[tokio::test]
+async fn a_tcp_session_and_a_websocket_session_chat() {
+    let (s, tcp) = server().await;
+    let mut bob = s.connect("bob").await;
+    let mut alice = TcpStream::connect(tcp).await.unwrap();
+    alice.write_all(b"TRN1").await.unwrap();
+    write_frame(
+        &mut alice,
+        &ClientFrame::Auth {
+            id: id(1),
+            token: token("alice"),
+            device: None,
+        },
+    )
+    .await;
+    let ok = read_frame(&mut alice).await.unwrap();
+    assert!(
+        matches!(ok, ServerFrame::AuthOk { ref user, .. } if user == "alice"),
+        "{ok:?}"
+    );
+    let send = SendFrame {
+        id: id(2),
+        to: Some("bob".into()),
+        conv: None,
+        cmid: "t-1".into(),
+        body: "over tcp".into(),
+        kind: MessageKind::Text,
+        meta: None,
+    };
+    write_frame(&mut alice, &ClientFrame::Send(send)).await;
+    let ack = read_frame(&mut alice).await.unwrap();
+    assert!(matches!(ack, ServerFrame::Ack { seq: 1, .. }), "{ack:?}");
+    // bob (WebSocket, JSON) gets the push in his codec.
+    assert_eq!(bob.recv_type("msg").await["body"], "over tcp");
+    // And the other way: bob's message reaches alice in protobuf.
+    bob.send(serde_json::json!({"type":"send","id":9,"to":"alice","cmid":"w-1","body":"back"}))
+        .await;
+    let pushed = loop {
+        match read_frame(&mut alice).await {
+            Some(ServerFrame::Msg(m)) => break m,
+            Some(_) => continue,
+            None => panic!("closed before the push"),
+        }
+    };
+    assert_eq!(pushed.body, "back");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_preface_is_closed_without_a_frame() {
+    let (s, tcp) = server().await;
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no frame before the close");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_and_undecodable_frames_get_a_final_error() {
+    let (s, tcp) = server().await;
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    c.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    match read_frame(&mut c).await {
+        Some(ServerFrame::Error { close, .. }) => assert_eq!(close, Some(1009)),
+        other => panic!("expected error 1009, got {other:?}"),
+    }
+    assert!(read_frame(&mut c).await.is_none(), "closed after the error");
+
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    let junk = [0xffu8, 0xff, 0xff, 0xff, 0x0f, 0x01];
+    c.write_all(&(junk.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    c.write_all(&junk).await.unwrap();
+    match read_frame(&mut c).await {
+        Some(ServerFrame::Error { close, code, .. }) => {
+            assert_eq!(close, Some(4000));
+            assert_eq!(code, tern_proto::ErrorCode::BadRequest);
+        }
+        other => panic!("expected error 4000, got {other:?}"),
+    }
+    s.shutdown().await;
+}
