@@ -5,8 +5,10 @@
 use super::ConfigError;
 use crate::config::Config;
 
-/// Variables starting with `TERN_` that are not config keys but are known.
-const OTHER_KNOWN_VARS: &[&str] = &["TERN_CONFIG"];
+/// Variables starting with `TERN_` that are not config keys but are known:
+/// the config file, and the token `tern chat` reads (often set in the same
+/// shell as `tern serve`).
+const OTHER_KNOWN_VARS: &[&str] = &["TERN_CONFIG", "TERN_TOKEN"];
 /// Prefixes of variables used by test suites and tools, never by the server.
 const OTHER_KNOWN_PREFIXES: &[&str] = &["TERN_TEST_", "TERN_BENCH_"];
 

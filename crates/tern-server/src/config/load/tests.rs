@@ -416,6 +416,7 @@ fn unknown_tern_variables_are_found() {
         "TERN_LIMITS_MAX_FRAME_BYTE", // typo
         "TERN_HTTP_ADDR",
         "TERN_CONFIG",
+        "TERN_TOKEN", // tern chat's, not a typo
         "TERN_TEST_POSTGRES_URL",
         "TERN_BENCH_HOST",
         "HOME",
