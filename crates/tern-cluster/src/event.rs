@@ -24,6 +24,11 @@ pub enum Event {
     Resync,
     /// The sending node is leaving (clean shutdown): forget its sessions.
     Left,
+    /// Answer with [`Event::BarrierAck`] once every event the sender
+    /// published before this one has been applied here.
+    Barrier { id: u64 },
+    /// The answer to the sender's barrier `id`.
+    BarrierAck { id: u64 },
 }
 
 /// Who a pushed frame is for, on the receiving node.
@@ -96,6 +101,12 @@ enum HeaderEvent {
     },
     Resync,
     Left,
+    Barrier {
+        id: u64,
+    },
+    BarrierAck {
+        id: u64,
+    },
 }
 
 /// An envelope that could not be read.
@@ -114,6 +125,8 @@ impl Event {
             Event::Presence { changes } => (HeaderEvent::Presence { changes }, None),
             Event::Resync => (HeaderEvent::Resync, None),
             Event::Left => (HeaderEvent::Left, None),
+            Event::Barrier { id } => (HeaderEvent::Barrier { id }, None),
+            Event::BarrierAck { id } => (HeaderEvent::BarrierAck { id }, None),
         };
         // Serializing plain strings, numbers and lists cannot fail; an
         // empty header would be refused by the receiver anyway.
@@ -148,6 +161,8 @@ impl Event {
             HeaderEvent::Presence { changes } => Event::Presence { changes },
             HeaderEvent::Resync => Event::Resync,
             HeaderEvent::Left => Event::Left,
+            HeaderEvent::Barrier { id } => Event::Barrier { id },
+            HeaderEvent::BarrierAck { id } => Event::BarrierAck { id },
         };
         Ok((header.from.to_owned(), event))
     }
@@ -210,6 +225,8 @@ mod tests {
         });
         roundtrip(Event::Resync);
         roundtrip(Event::Left);
+        roundtrip(Event::Barrier { id: 7 });
+        roundtrip(Event::BarrierAck { id: u64::MAX });
     }
 
     #[test]

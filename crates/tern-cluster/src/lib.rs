@@ -31,9 +31,12 @@ pub enum Inbound {
     /// failed): caches must be rebuilt and every local session told to
     /// resync.
     Lost,
-    /// A node left (clean shutdown) or died (its heartbeat lapsed): its
-    /// users' sessions there are gone.
+    /// A node left (clean shutdown): its users' sessions there are gone.
     NodeLeft { node: NodeId },
+    /// A node died (its heartbeat lapsed): its users' sessions there are
+    /// gone, and the pushes of the last messages it stored may never have
+    /// been published.
+    NodeDied { node: NodeId },
 }
 
 /// Why a cluster operation failed.

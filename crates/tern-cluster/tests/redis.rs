@@ -311,8 +311,8 @@ async fn a_crashed_node_dies_with_its_ttl() {
     let crashed = Instant::now();
     b.abort().await;
     assert_eq!(
-        wait_for(&mut ra, |i| matches!(i, Inbound::NodeLeft { .. })).await,
-        Inbound::NodeLeft { node: "b".into() }
+        wait_for(&mut ra, |i| matches!(i, Inbound::NodeDied { .. })).await,
+        Inbound::NodeDied { node: "b".into() }
     );
     let took = crashed.elapsed();
     assert!(

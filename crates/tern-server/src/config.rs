@@ -37,6 +37,8 @@ pub struct Config {
     pub moderation: ModerationConfig,
     pub push: PushConfig,
     pub cluster: ClusterConfig,
+    pub tracing: TracingConfig,
+    pub admin: AdminConfig,
 }
 
 /// `[auth]`: tokens and accounts.
@@ -249,6 +251,40 @@ pub struct ClusterConfig {
     /// Presence changes are gathered this long and published together, ms.
     /// Default 50.
     pub presence_flush_ms: u64,
+    /// A group change, ban or kick returns once every other node confirmed
+    /// it, or after this long (a dead node not yet expired), ms. Default 1000.
+    pub barrier_timeout_ms: u64,
+    /// After lost cluster traffic, sessions are told to `resync` this long
+    /// after the caches are rebuilt, once for every loss reported in the
+    /// meantime (after an outage every node reports one), ms. Default 500.
+    pub resync_delay_ms: u64,
+}
+
+/// `[tracing]`: OpenTelemetry traces of sends, HTTP requests and store
+/// calls, exported over OTLP/HTTP (protobuf). Off unless `otlp_endpoint` is
+/// set. Every key is restart-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// Base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`); spans
+    /// are POSTed to `<endpoint>/v1/traces` (a URL already ending in
+    /// `/v1/traces` is used as is). Plain `http://` only. Default empty:
+    /// tracing off, and the spans cost nothing.
+    pub otlp_endpoint: String,
+    /// Fraction of new traces kept, 0.0 to 1.0 (a trace started elsewhere
+    /// keeps its caller's decision). Default 1.0.
+    pub sample_ratio: f64,
+    /// `service.name` of the exported spans. Default `tern`.
+    pub service_name: String,
+}
+
+/// `[admin]`: the operator endpoints under `/api/v1/admin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Longest CPU profile `GET /api/v1/admin/debug/pprof/profile` records,
+    /// seconds (its `seconds` parameter is capped to this). Default 30.
+    pub profile_max_seconds: u64,
 }
 
 /// `[log]`: diagnostics.
@@ -280,6 +316,26 @@ impl Default for Config {
             moderation: ModerationConfig::default(),
             push: PushConfig::default(),
             cluster: ClusterConfig::default(),
+            tracing: TracingConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            sample_ratio: 1.0,
+            service_name: "tern".into(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            profile_max_seconds: 30,
         }
     }
 }
@@ -292,6 +348,8 @@ impl Default for ClusterConfig {
             node_ttl_ms: 10_000,
             publish_queue: 65_536,
             presence_flush_ms: 50,
+            barrier_timeout_ms: 1000,
+            resync_delay_ms: 500,
         }
     }
 }

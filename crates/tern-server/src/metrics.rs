@@ -50,6 +50,9 @@ pub const CLUSTER_INBOUND_DROPPED: &str = "tern_cluster_inbound_dropped_total";
 pub const CLUSTER_BAD_ENVELOPE: &str = "tern_cluster_bad_envelope_total";
 /// Counter: `resync` pushes sent (cluster traffic may have been lost).
 pub const RESYNCS_SENT: &str = "tern_resyncs_sent_total";
+/// Counter: cluster barriers (group changes, bans, kicks) that some node
+/// did not confirm within `cluster.barrier_timeout_ms`.
+pub const CLUSTER_BARRIER_TIMEOUTS: &str = "tern_cluster_barrier_timeouts_total";
 /// Gauge: sockets open on the HTTP port (HTTP and WebSocket).
 pub const HTTP_CONNECTIONS: &str = "tern_http_connections";
 /// Counter: sockets refused at accept time because `http.max_connections` was reached.
@@ -132,6 +135,10 @@ fn describe() {
     describe_counter!(
         CLUSTER_BAD_ENVELOPE,
         "Unreadable envelopes received on the cluster bus."
+    );
+    describe_counter!(
+        CLUSTER_BARRIER_TIMEOUTS,
+        "Cluster barriers (group changes, bans, kicks) some node did not confirm in time."
     );
     describe_counter!(
         RESYNCS_SENT,

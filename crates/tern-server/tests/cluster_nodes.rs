@@ -519,11 +519,19 @@ async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
         .parse()
         .unwrap_or_else(|_| "127.0.0.1:6379".parse().unwrap());
     let proxy = common::proxy::Proxy::start(upstream).await;
-    let Some(c) = Cluster::start(2, Some(format!("redis://{}", proxy.addr))).await else {
+    // A long resync delay: both nodes' losses must give one resync.
+    let Some(c) = Cluster::start_with(
+        2,
+        Some(format!("redis://{}", proxy.addr)),
+        &[("TERN_CLUSTER_RESYNC_DELAY_MS", "2500")],
+    )
+    .await
+    else {
         return;
     };
     let mut alice = c.ws(0, "alice").await;
     let mut bob = c.ws(1, "bob").await;
+    let mut eve = c.ws(1, "eve").await;
     wait_online(&c, 0, "bob").await;
     send(&mut alice, "x1", json!({"to":"bob"}), "before").await;
     assert_eq!(expect(&mut bob, "msg").await["body"], "before");
@@ -546,10 +554,37 @@ async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
         during["type"], "ack",
         "sends are stored while Redis is down: {during}"
     );
+    // A ban made on node 0 cannot reach node 1 now...
+    let (status, _) = common::http(
+        c.nodes[0].addr,
+        "POST",
+        "/api/v1/admin/users/eve/ban",
+        Some(&admin()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
 
     proxy.set(common::proxy::PASS);
-    // Back by itself: both sessions are told to resync, and catch up.
+    // ...but node 1 reloads the bans when Redis is back and closes eve.
+    let (code, _) = eve.expect_close().await;
+    assert_eq!(code, 4011, "eve, banned during the outage");
+    // Back by itself: both sessions are told to resync, once however many
+    // nodes reported a loss, and catch up.
     assert_eq!(expect(&mut bob, "resync").await["type"], "resync");
+    let mut more = 0;
+    let window = Instant::now();
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(3000), bob.inner.next()).await
+    {
+        if m.as_text().is_some_and(|t| t.contains("\"resync\"")) {
+            more += 1;
+        }
+        if window.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    assert_eq!(more, 0, "one resync after one outage");
     let page = bob
         .request(json!({"type":"sync","id":"s","conv":"d:alice:bob","after":1}))
         .await;
@@ -564,6 +599,74 @@ async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
     }
     send(&mut alice, "x3", json!({"to":"bob"}), "after").await;
     assert_eq!(expect(&mut bob, "msg").await["body"], "after");
+    c.stop().await;
+}
+
+/// A group change returns only once every node applied it: a member added
+/// on node 0 can write on node 1 at once, and a member removed on node 0
+/// neither writes on node 1 nor gets a later message there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_changes_are_in_effect_on_every_node_when_they_return() {
+    let Some(c) = Cluster::start(2, None).await else {
+        return;
+    };
+    let mut bob = c.ws(1, "bob").await;
+    // bob's second device, on the same node, only listens.
+    let mut bob_reader = c.ws(1, "bob").await;
+    let mut alice = c.ws(0, "alice").await;
+    let owner = token("alice");
+    for round in 0..15 {
+        let (status, group) = common::http(
+            c.nodes[0].addr,
+            "POST",
+            "/api/v1/groups",
+            Some(&owner),
+            Some(json!({"name":format!("g{round}"),"members":["bob"]})),
+        )
+        .await;
+        assert_eq!(status, 201, "{group}");
+        let conv = format!("g:{}", group["id"].as_str().unwrap());
+        // At once, on the other node: bob is a member there.
+        let ack = send(&mut bob, &format!("b{round}"), json!({"conv":conv}), "hi").await;
+        assert_eq!(ack["type"], "ack", "round {round}: {ack}");
+        let (status, _) = common::http(
+            c.nodes[0].addr,
+            "DELETE",
+            &format!(
+                "/api/v1/groups/{}/members/bob",
+                group["id"].as_str().unwrap()
+            ),
+            Some(&owner),
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        // At once: bob can no longer write there...
+        let refused = send(&mut bob, &format!("c{round}"), json!({"conv":conv}), "x").await;
+        assert_eq!(refused["code"], "forbidden", "round {round}: {refused}");
+        // ...and a message sent next never reaches him.
+        let ack = send(
+            &mut alice,
+            &format!("a{round}"),
+            json!({"conv":conv}),
+            "secret",
+        )
+        .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    // Everything bob's other device got: no "secret".
+    let mut leaked = Vec::new();
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(500), bob_reader.inner.next()).await
+    {
+        if let Some(t) = m.as_text() {
+            let f: Value = serde_json::from_str(t).unwrap();
+            if f["type"] == "msg" && f["body"] == "secret" {
+                leaked.push(f);
+            }
+        }
+    }
+    assert!(leaked.is_empty(), "pushes after removal: {leaked:?}");
     c.stop().await;
 }
 

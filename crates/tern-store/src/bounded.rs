@@ -79,6 +79,10 @@ impl Store for Bounded {
             .await
     }
 
+    async fn banned_users(&self) -> StoreResult<Vec<String>> {
+        self.within("banned_users", self.inner.banned_users()).await
+    }
+
     async fn append(&self, batch: Vec<NewMessage>) -> Vec<StoreResult<Appended>> {
         let n = batch.len();
         match tokio::time::timeout(self.limit, self.inner.append(batch)).await {

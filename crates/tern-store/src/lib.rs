@@ -110,6 +110,10 @@ pub trait Store: Send + Sync + 'static {
     /// Bans or unbans. `Ok(false)` when no such user.
     async fn set_banned(&self, username: &str, banned: bool) -> StoreResult<bool>;
 
+    /// Every banned user (bans are few; a node reloads them after it may
+    /// have missed a ban made elsewhere).
+    async fn banned_users(&self) -> StoreResult<Vec<String>>;
+
     /// Stores a batch of messages in ONE transaction (group commit) and
     /// returns one result per input, in input order. Each new message gets
     /// the next `seq` of its conversation (creating the conversation and, for

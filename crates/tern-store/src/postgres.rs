@@ -416,6 +416,13 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn banned_users(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT username FROM users WHERE banned ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     async fn append(&self, batch: Vec<NewMessage>) -> Vec<StoreResult<Appended>> {
         append_batch(self, batch).await
     }

@@ -53,7 +53,7 @@ pub(crate) async fn beat(shared: &Shared) -> RedisResult<()> {
 }
 
 /// Beats every `heartbeat_ms` and reports nodes that vanished from the
-/// registry (their TTL lapsed) as [`Inbound::NodeLeft`].
+/// registry (their TTL lapsed) as [`Inbound::NodeDied`].
 pub(crate) async fn heartbeat(
     shared: Arc<Shared>,
     mut known: HashSet<String>,
@@ -103,7 +103,7 @@ fn report_departures(shared: &Shared, known: &HashSet<String>, live: &HashSet<St
             continue; // said goodbye already (or is this node)
         }
         tracing::info!(node = %id, "cluster node died (TTL lapsed)");
-        shared.inbound.deliver(Inbound::NodeLeft {
+        shared.inbound.deliver(Inbound::NodeDied {
             node: NodeId::from(id.as_str()),
         });
     }

@@ -261,6 +261,12 @@ impl crate::service::BanCache for Authenticator {
     fn set_banned_cached(&self, user: &str, banned: bool) {
         Authenticator::set_banned_cached(self, user, banned);
     }
+
+    fn forget_all(&self) {
+        if let Ok(mut users) = self.users.lock() {
+            users.clear();
+        }
+    }
 }
 
 /// The `iss` / `aud` a token must carry, from `[auth]` (empty: unchecked).

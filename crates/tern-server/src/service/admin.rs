@@ -18,7 +18,8 @@ pub const SYSTEM_USER: &str = "system";
 impl Hub {
     /// Bans or unbans `user`, in this order: the store, the ban cache of
     /// every node, then (a ban) every session of the user on every node is
-    /// closed with 4011. `not_found` for an unknown user.
+    /// closed with 4011. Returns once every other node confirmed it.
+    /// `not_found` for an unknown user.
     pub async fn set_banned(&self, user: &str, banned: bool) -> ServiceResult<()> {
         if !self.store.set_banned(user, banned).await? {
             return Err(ServiceError::NotFound(format!("no such user: {user}")));
@@ -34,11 +35,13 @@ impl Hub {
         } else {
             tracing::info!(user, "user unbanned");
         }
+        self.reach_every_node().await;
         Ok(())
     }
 
-    /// Closes every live session of `user` with 4011, on every node.
-    /// `not_found` for an unknown user. Returns the sessions closed here.
+    /// Closes every live session of `user` with 4011, on every node (the
+    /// others confirm before this returns). `not_found` for an unknown
+    /// user. Returns the sessions closed here.
     pub async fn kick(&self, user: &str) -> ServiceResult<usize> {
         self.require_user(user).await?;
         for node in self.cluster.directory.remote_nodes(user) {
@@ -52,6 +55,7 @@ impl Hub {
         }
         let closed = self.registry.close_user(user, CloseCode::Kicked);
         tracing::info!(user, closed_here = closed, "user kicked");
+        self.reach_every_node().await;
         Ok(closed)
     }
 

@@ -2,9 +2,13 @@
 //! it. Pushes go to local sessions; group changes update the membership
 //! cache before any later push is fanned out; bans and kicks close local
 //! sessions; presence changes update the directory and tell local watchers;
-//! lost traffic rebuilds the caches and tells every session to resync.
+//! lost traffic rebuilds the caches (groups, bans, the presence directory)
+//! and tells every session to resync, once for all the losses reported
+//! within `cluster.resync_delay_ms`.
 
-use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tern_cluster::{Event, GroupChange, Inbound};
 use tern_proto::{encode_server, CloseCode, ServerFrame};
@@ -34,13 +38,19 @@ pub(super) async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Inbound>, stop: C
             Inbound::Event { from, event } => hub.apply_event(&from, event),
             Inbound::Lost => hub.recover_lost_traffic().await,
             Inbound::NodeLeft { node } => hub.forget_node(&node),
+            // Its last messages may be stored but never pushed: every
+            // session fetches what it missed.
+            Inbound::NodeDied { node } => {
+                hub.forget_node(&node);
+                hub.schedule_resync();
+            }
         }
     }
 }
 
 impl Hub {
     /// One event from node `from`.
-    fn apply_event(&self, from: &str, event: Event) {
+    fn apply_event(self: &Arc<Self>, from: &str, event: Event) {
         match event {
             Event::Push { target, frame } => self.delivery.deliver_forwarded(&target, &frame),
             Event::CloseUser { user, code } => {
@@ -61,8 +71,11 @@ impl Hub {
                 }
             }
             // Handled by the loop (it rebuilds the caches first).
-            Event::Resync => self.resync_everyone(),
+            Event::Resync => self.schedule_resync(),
             Event::Left => self.forget_node(from),
+            // Every event `from` published before the barrier is applied.
+            Event::Barrier { id } => self.cluster.bus.send_to(from, Event::BarrierAck { id }),
+            Event::BarrierAck { id } => self.barriers.ack(id, from),
         }
     }
 
@@ -77,6 +90,7 @@ impl Hub {
 
     /// Another node is gone: its users' sessions there are too.
     fn forget_node(&self, node: &str) {
+        self.barriers.forget_node(node);
         let gone = self.cluster.directory.forget_node(node);
         tracing::info!(node, users = gone.len(), "node left the cluster");
         let now = now_ms();
@@ -85,18 +99,63 @@ impl Hub {
         }
     }
 
-    /// Pushes may have been lost: rebuild what other nodes keep current
-    /// (group memberships, the presence directory), then tell every local
-    /// session to resync.
-    async fn recover_lost_traffic(&self) {
+    /// Pushes and control events may have been lost: rebuild what other
+    /// nodes keep current (group memberships, bans, the presence directory)
+    /// while `/readyz` says not ready, then tell every local session to
+    /// resync. Runs in the inbound loop, so events that arrive meanwhile
+    /// are applied after the rebuild, in order.
+    async fn recover_lost_traffic(self: &Arc<Self>) {
         tracing::warn!("cluster traffic may have been lost; rebuilding caches");
+        self.recovering.store(true, Ordering::Release);
         if let Err(e) = self.load_groups().await {
             tracing::error!(error = %e, "could not reload group memberships");
         }
+        self.reload_bans().await;
         if let Err(e) = self.cluster.directory.rebuild().await {
             tracing::error!(error = %e, "could not reload the presence directory");
         }
-        self.resync_everyone();
+        self.recovering.store(false, Ordering::Release);
+        self.schedule_resync();
+    }
+
+    /// A ban made elsewhere may have been missed: forget every cached ban
+    /// state and close the local sessions of every banned user.
+    async fn reload_bans(&self) {
+        self.forget_cached_bans();
+        match self.store.banned_users().await {
+            Ok(banned) => {
+                let closed: usize = banned
+                    .iter()
+                    .map(|user| self.registry.close_user(user, CloseCode::Kicked))
+                    .sum();
+                if closed > 0 {
+                    tracing::info!(closed, "closed sessions of users banned during the outage");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not reload the banned users"),
+        }
+    }
+
+    /// Sends one `resync` to every local session after
+    /// `cluster.resync_delay_ms`, for every loss reported until then (after
+    /// an outage each node reports one).
+    fn schedule_resync(self: &Arc<Self>) {
+        if self.resync_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let delay = Duration::from_millis(self.config().cluster.resync_delay_ms);
+        let hub = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(delay) => {}
+            }
+            if let Some(hub) = hub.upgrade() {
+                hub.resync_scheduled.store(false, Ordering::Release);
+                hub.resync_everyone();
+            }
+        });
     }
 
     /// Sends `resync` to every local session.

@@ -2,6 +2,7 @@
 //! details: the gateway and the HTTP API both call into [`Hub`].
 
 pub mod admin;
+mod barrier;
 pub mod chat;
 pub mod cluster;
 pub mod delivery;
@@ -18,7 +19,7 @@ pub mod user_limits;
 pub mod writer;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tern_cluster::local::LocalNode;
@@ -56,6 +57,12 @@ pub struct Hub {
     cluster: ClusterLink,
     /// Where bans are cached besides the store (the authenticator).
     ban_cache: RwLock<Option<Arc<dyn BanCache>>>,
+    /// Changes waiting for every other node to confirm them.
+    barriers: barrier::Barriers,
+    /// Caches are being rebuilt after lost cluster traffic (not ready).
+    recovering: AtomicBool,
+    /// A `resync` to every session is due (coalesces several losses).
+    resync_scheduled: AtomicBool,
     /// The hub's own background tasks that run until told to stop (the
     /// last_seen flusher, which flushes once more on the way out, and the
     /// loop applying what other nodes send). The write path (writer and
@@ -81,6 +88,9 @@ pub struct Hub {
 /// Keeps a cache of banned users current (implemented by the authenticator).
 pub trait BanCache: Send + Sync {
     fn set_banned_cached(&self, user: &str, banned: bool);
+    /// Forgets every cached state (a ban made elsewhere may have been
+    /// missed): the next check reads the store.
+    fn forget_all(&self);
 }
 
 /// This node's live figures, for the cluster's node registry.
@@ -175,6 +185,9 @@ impl Hub {
             moderation: RwLock::new(Arc::new(filter)),
             cluster,
             ban_cache: RwLock::new(None),
+            barriers: barrier::Barriers::default(),
+            recovering: AtomicBool::new(false),
+            resync_scheduled: AtomicBool::new(false),
             tasks,
             stop,
         });
@@ -216,7 +229,7 @@ impl Hub {
 
     /// Whether this node can reach the other nodes (`/readyz`).
     pub fn cluster_healthy(&self) -> bool {
-        self.cluster.bus.is_healthy()
+        self.cluster.bus.is_healthy() && !self.recovering.load(Ordering::Acquire)
     }
 
     /// Where bans are cached besides the store; set once at start.
@@ -225,14 +238,22 @@ impl Hub {
     }
 
     fn cache_ban(&self, user: &str, banned: bool) {
-        let cache = self
-            .ban_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(cache) = cache {
+        if let Some(cache) = self.ban_cache() {
             cache.set_banned_cached(user, banned);
         }
+    }
+
+    fn forget_cached_bans(&self) {
+        if let Some(cache) = self.ban_cache() {
+            cache.forget_all();
+        }
+    }
+
+    fn ban_cache(&self) -> Option<Arc<dyn BanCache>> {
+        self.ban_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Tells every other node (in publish order, before any later push).

@@ -36,8 +36,13 @@ pub async fn users(store: Arc<dyn Store>) {
     assert!(store.set_banned("alice", true).await.unwrap());
     assert!(store.set_banned("alice", true).await.unwrap());
     assert!(store.get_user("alice").await.unwrap().unwrap().banned);
+    assert!(store.set_banned("bob", true).await.unwrap());
+    assert_eq!(store.banned_users().await.unwrap(), ["alice", "bob"]);
+    assert!(store.set_banned("bob", false).await.unwrap());
+    assert_eq!(store.banned_users().await.unwrap(), ["alice"]);
     assert!(store.set_banned("alice", false).await.unwrap());
     assert!(!store.get_user("alice").await.unwrap().unwrap().banned);
+    assert!(store.banned_users().await.unwrap().is_empty());
     assert!(!store.set_banned("nobody", true).await.unwrap());
 
     store

@@ -44,6 +44,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     check_store_and_log(config, &mut p);
     check_push(config, &mut p);
     check_moderation(config, &mut p);
+    check_tracing_and_admin(config, &mut p);
     if p.0.is_empty() {
         Ok(())
     } else {
@@ -178,6 +179,7 @@ fn check_cluster(c: &Config, p: &mut Problems) {
     p.positive("cluster.heartbeat_ms", k.heartbeat_ms);
     p.positive("cluster.publish_queue", k.publish_queue as u64);
     p.positive("cluster.presence_flush_ms", k.presence_flush_ms);
+    p.positive("cluster.barrier_timeout_ms", k.barrier_timeout_ms);
     if k.node_ttl_ms <= k.heartbeat_ms {
         p.add(
             "cluster.node_ttl_ms",
@@ -326,4 +328,30 @@ fn check_push(c: &Config, p: &mut Problems) {
 fn is_http_url(url: &str) -> bool {
     url.parse::<http::Uri>()
         .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some_and(|h| !h.is_empty()))
+}
+
+fn check_tracing_and_admin(c: &Config, p: &mut Problems) {
+    let t = &c.tracing;
+    let url = t.otlp_endpoint.as_str();
+    if url.starts_with("https://") {
+        p.add(
+            "tracing.otlp_endpoint",
+            "https is not supported: send to a collector on plain http:// (a local agent or sidecar)",
+        );
+    } else if !url.is_empty() && !is_http_url(url) {
+        p.add(
+            "tracing.otlp_endpoint",
+            format!("{url:?} is not empty or an http:// URL with a host"),
+        );
+    }
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        p.add(
+            "tracing.sample_ratio",
+            format!("{} is not between 0.0 and 1.0", t.sample_ratio),
+        );
+    }
+    if t.service_name.trim().is_empty() {
+        p.add("tracing.service_name", "must not be empty");
+    }
+    p.positive("admin.profile_max_seconds", c.admin.profile_max_seconds);
 }

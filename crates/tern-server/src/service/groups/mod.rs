@@ -51,7 +51,7 @@ impl Hub {
             .store
             .create_group(&id, &name, owner, members, now_ms())
             .await?;
-        self.set_group_members(&group.id, &group.members);
+        self.set_group_members(&group.id, &group.members).await;
         tracing::info!(group = %group.id, owner, members = group.members.len(), "group created");
         let users = group.members.clone();
         self.push_group(GroupEvent::MemberAdded, &group, users, &group.members);
@@ -92,7 +92,7 @@ impl Hub {
         if !self.store.delete_group(id).await? {
             return Err(no_group(id));
         }
-        self.forget_group(id);
+        self.forget_group(id).await;
         tracing::info!(group = id, user, "group deleted");
         self.push_group(GroupEvent::Deleted, &group, Vec::new(), &group.members);
         Ok(())
@@ -127,7 +127,7 @@ impl Hub {
             .add_members(id, users, now_ms())
             .await?
             .ok_or_else(|| no_group(id))?;
-        self.set_group_members(id, &group.members);
+        self.set_group_members(id, &group.members).await;
         if !added.is_empty() {
             self.push_group(GroupEvent::MemberAdded, &group, added, &group.members);
         }
@@ -146,7 +146,7 @@ impl Hub {
             .remove_member(id, target)
             .await?
             .ok_or_else(|| no_group(id))?;
-        self.set_group_members(id, &group.members);
+        self.set_group_members(id, &group.members).await;
         if was_member {
             let to: Vec<String> = group
                 .members
@@ -263,22 +263,25 @@ impl Hub {
         Ok(())
     }
 
-    /// Puts a group's members in effect here and on every other node (in
-    /// publish order, so before any later push to the group).
-    fn set_group_members(&self, id: &str, members: &[String]) {
+    /// Puts a group's members in effect here and on every other node,
+    /// which confirm it before this returns: the `group` push that follows,
+    /// and any message sent after it on any node, meet the new members.
+    async fn set_group_members(&self, id: &str, members: &[String]) {
         self.groups.set(id, members);
         self.tell_nodes(Event::Group(GroupChange::Members {
             group: id.to_owned(),
             members: members.to_vec(),
         }));
+        self.reach_every_node().await;
     }
 
-    /// Forgets a deleted group here and on every other node.
-    fn forget_group(&self, id: &str) {
+    /// Forgets a deleted group here and on every other node (confirmed).
+    async fn forget_group(&self, id: &str) {
         self.groups.remove(id);
         self.tell_nodes(Event::Group(GroupChange::Deleted {
             group: id.to_owned(),
         }));
+        self.reach_every_node().await;
     }
 
     /// Encodes one `group` push and queues the same bytes for every session
