@@ -37,6 +37,7 @@ use tern_proto::{encode_server, ConvId, Message, MessageKind, ServerFrame};
 use tern_server::service::delivery::Delivery;
 use tern_server::service::groups::GroupDirectory;
 use tern_server::service::outbox::{Drained, Outbox};
+use tern_server::service::shared_frame::SharedFrame;
 use tern_server::service::{Session, SessionRegistry};
 use tern_server::Config;
 use tokio::runtime::Runtime;
@@ -133,7 +134,7 @@ fn encode(c: &mut Criterion) {
 fn deliver(c: &mut Criterion) {
     let rt = runtime();
     let msg = message();
-    let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+    let frame = SharedFrame::new(&ServerFrame::Msg(msg.clone()));
     let mut g = c.benchmark_group("fanout");
     for n in RECIPIENTS {
         let fx = Fixture::new(n);

@@ -84,6 +84,17 @@ impl Cluster {
         redis_url: Option<String>,
         env: &[(&'static str, &'static str)],
     ) -> Option<Self> {
+        Self::start_via(n, redis_url, None, env).await
+    }
+
+    /// Like [`Cluster::start_with`]; the nodes reach PostgreSQL through
+    /// `pg_via` (a proxy's address) when given.
+    async fn start_via(
+        n: usize,
+        redis_url: Option<String>,
+        pg_via: Option<SocketAddr>,
+        env: &[(&'static str, &'static str)],
+    ) -> Option<Self> {
         let (pg, redis) = services()?;
         let schema = format!("c_{}", ulid::Ulid::new().to_string().to_lowercase());
         tern_store::open_postgres_in_schema(&pg, &schema, Default::default())
@@ -91,7 +102,16 @@ impl Cluster {
             .unwrap()
             .close()
             .await;
-        let db_url = format!("{pg}?options=-c%20search_path%3D{schema}");
+        let base = match pg_via {
+            // postgres://user@host:port/db with the proxy as host:port.
+            Some(via) => {
+                let (user, rest) = pg.split_once('@').unwrap();
+                let db = rest.split_once('/').map_or("test", |(_, d)| d);
+                format!("{user}@{via}/{db}")
+            }
+            None => pg.clone(),
+        };
+        let db_url = format!("{base}?options=-c%20search_path%3D{schema}");
         let mut c = Self {
             nodes: Vec::new(),
             db_url,
@@ -599,6 +619,82 @@ async fn redis_cut_off_and_back_resyncs_and_delivers_again() {
     }
     send(&mut alice, "x3", json!({"to":"bob"}), "after").await;
     assert_eq!(expect(&mut bob, "msg").await["body"], "after");
+    c.stop().await;
+}
+
+/// PostgreSQL cut off from every node during traffic: sends answer
+/// `unavailable` in bounded time, `/readyz` is 503, nothing hangs; once the
+/// database is back the nodes recover by themselves, cross-node delivery
+/// works again, and every acked message is in history once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cut_off_from_the_cluster_and_back() {
+    let Some((pg, _)) = services() else { return };
+    let upstream: SocketAddr = pg
+        .split_once('@')
+        .and_then(|(_, r)| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| "127.0.0.1:5432".parse().unwrap());
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let Some(c) = Cluster::start_via(2, None, Some(proxy.addr), &[]).await else {
+        return;
+    };
+    let mut alice = c.ws(0, "alice").await;
+    let mut bob = c.ws(1, "bob").await;
+    wait_online(&c, 0, "bob").await;
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let ack = send(&mut alice, &format!("p{i}"), json!({"to":"bob"}), "before").await;
+        acked.push(ack["seq"].as_u64().unwrap());
+        expect(&mut bob, "msg").await;
+    }
+
+    proxy.set(common::proxy::CUT);
+    let started = Instant::now();
+    let f = send(&mut alice, "cut", json!({"to":"bob"}), "during").await;
+    assert_eq!(f["code"], "unavailable", "{f}");
+    assert!(started.elapsed() < Duration::from_secs(8), "hung");
+    for node in &c.nodes {
+        let started = Instant::now();
+        while common::try_http(node.addr, "GET", "/readyz").await != Some(503) {
+            assert!(started.elapsed() < Duration::from_secs(10), "{} ready", node.id);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    proxy.set(common::proxy::PASS);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let f = send(&mut alice, &format!("r{attempt}"), json!({"to":"bob"}), "after").await;
+        if f["type"] == "ack" {
+            acked.push(f["seq"].as_u64().unwrap());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {f}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(expect(&mut bob, "msg").await["body"], "after");
+    for node in &c.nodes {
+        let started = Instant::now();
+        while common::try_http(node.addr, "GET", "/readyz").await != Some(200) {
+            assert!(started.elapsed() < Duration::from_secs(15), "{} not ready", node.id);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let page = bob
+        .request(json!({"type":"sync","id":"h","conv":"d:alice:bob","after":0}))
+        .await;
+    let seqs: Vec<u64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    for seq in &acked {
+        assert!(seqs.contains(seq), "acked {seq} missing: {seqs:?}");
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gap-free");
     c.stop().await;
 }
 

@@ -133,3 +133,174 @@ async fn oversize_and_undecodable_frames_get_a_final_error() {
     }
     s.shutdown().await;
 }
+
+/// A TCP client that has sent the preface and authenticated as `user`.
+async fn tcp_session(tcp: SocketAddr, user: &str) -> TcpStream {
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    write_frame(
+        &mut c,
+        &ClientFrame::Auth {
+            id: id(1),
+            token: token(user),
+            device: None,
+        },
+    )
+    .await;
+    let ok = read_frame(&mut c).await.unwrap();
+    assert!(matches!(ok, ServerFrame::AuthOk { .. }), "{ok:?}");
+    c
+}
+
+/// Reads until a final `error` carrying a close code, then the socket ends.
+async fn expect_final_error(c: &mut TcpStream) -> (tern_proto::ErrorCode, u16) {
+    loop {
+        match read_frame(c).await {
+            Some(ServerFrame::Error {
+                code,
+                close: Some(close),
+                ..
+            }) => {
+                assert!(read_frame(c).await.is_none(), "closed after the error");
+                return (code, close);
+            }
+            Some(_) => continue,
+            None => panic!("closed without a final error frame"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_token_and_no_auth_in_time_close_with_their_codes() {
+    let s = TestServer::with(|c| {
+        c.tcp_addr = "127.0.0.1:0".into();
+        c.limits.auth_timeout_ms = 300;
+    })
+    .await;
+    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    write_frame(
+        &mut c,
+        &ClientFrame::Auth {
+            id: id(1),
+            token: "not.a.token".into(),
+            device: None,
+        },
+    )
+    .await;
+    let (code, close) = expect_final_error(&mut c).await;
+    assert_eq!((code, close), (tern_proto::ErrorCode::Unauthorized, 4001));
+
+    // Preface, then nothing: 4002 once auth_timeout_ms has passed.
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    let (_, close) = expect_final_error(&mut c).await;
+    assert_eq!(close, 4002);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_tcp_session_is_closed_with_4003() {
+    let s = TestServer::with(|c| {
+        c.tcp_addr = "127.0.0.1:0".into();
+        c.limits.idle_timeout_ms = 400;
+    })
+    .await;
+    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let mut c = tcp_session(tcp, "idler").await;
+    let started = std::time::Instant::now();
+    let (_, close) = expect_final_error(&mut c).await;
+    assert_eq!(close, 4003);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn tcp_sends_are_rate_limited_like_websocket_ones() {
+    let s = TestServer::with(|c| {
+        c.tcp_addr = "127.0.0.1:0".into();
+        c.limits.send_rate = 1;
+        c.limits.send_burst = 2;
+    })
+    .await;
+    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let _bob = s.connect("bob").await;
+    let mut c = tcp_session(tcp, "alice").await;
+    let mut limited = None;
+    for n in 0..4u64 {
+        let send = SendFrame {
+            id: id(10 + n),
+            to: Some("bob".into()),
+            conv: None,
+            cmid: format!("r-{n}"),
+            body: "x".into(),
+            kind: MessageKind::Text,
+            meta: None,
+        };
+        write_frame(&mut c, &ClientFrame::Send(send)).await;
+        match read_frame(&mut c).await.unwrap() {
+            ServerFrame::Ack { .. } => {}
+            ServerFrame::Error {
+                code,
+                retry_after_ms,
+                ..
+            } => {
+                assert_eq!(code, tern_proto::ErrorCode::RateLimited);
+                assert!(retry_after_ms.is_some());
+                limited = Some(n);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(limited, Some(2), "the burst of 2 passes, the third is limited");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn presence_pushes_reach_a_tcp_watcher_in_protobuf() {
+    let (s, tcp) = server().await;
+    let mut c = tcp_session(tcp, "watcher").await;
+    write_frame(
+        &mut c,
+        &ClientFrame::PresenceSub {
+            id: id(5),
+            users: vec!["carol".into()],
+        },
+    )
+    .await;
+    match read_frame(&mut c).await.unwrap() {
+        ServerFrame::Presence { items, .. } => assert!(!items[0].online),
+        other => panic!("{other:?}"),
+    }
+    let carol = s.connect("carol").await;
+    let online = loop {
+        match read_frame(&mut c).await.unwrap() {
+            ServerFrame::Presence { items, id: None } => break items,
+            _ => continue,
+        }
+    };
+    assert_eq!((online[0].user.as_str(), online[0].online), ("carol", true));
+    drop(carol);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_draining_server_sends_goaway_over_tcp_then_closes() {
+    let s = TestServer::with(|c| {
+        c.tcp_addr = "127.0.0.1:0".into();
+        c.limits.drain_timeout_ms = 300;
+    })
+    .await;
+    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let mut c = tcp_session(tcp, "leaver").await;
+    let shutdown = tokio::spawn(s.shutdown());
+    match read_frame(&mut c).await.unwrap() {
+        ServerFrame::Goaway { reconnect_ms } => assert!(reconnect_ms > 0),
+        other => panic!("expected goaway, got {other:?}"),
+    }
+    let (_, close) = expect_final_error(&mut c).await;
+    assert_eq!(close, 1001);
+    shutdown.await.unwrap();
+}

@@ -6,15 +6,15 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tern_cluster::PushTarget;
-use tern_proto::{encode_server, ConvId, Message, ServerFrame};
+use tern_proto::{ConvId, Message, ServerFrame};
 
 use super::cluster::ClusterLink;
 use super::groups::GroupDirectory;
 use super::outbox::Pushed;
 use super::push::PushNotifier;
 use super::registry::SessionRegistry;
+use super::shared_frame::SharedFrame;
 use crate::metrics as m;
 
 /// Fan-out of pushes to the sessions of this node and, through the bus, of
@@ -56,7 +56,7 @@ impl Delivery {
     /// A new message in a direct conversation: to every session of both
     /// parties but `except`, and offline push events.
     fn direct_message(&self, msg: &Message, except: Option<u64>) {
-        let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+        let frame = SharedFrame::new(&ServerFrame::Msg(msg.clone()));
         self.to_members(&msg.conv, None, &frame, except);
         self.notify_offline(msg);
     }
@@ -78,10 +78,10 @@ impl Delivery {
         let Some(members) = self.groups.members(id) else {
             return;
         };
-        let frame = encode_server(&ServerFrame::Msg(msg.clone()));
+        let frame = SharedFrame::new(&ServerFrame::Msg(msg.clone()));
         // Other nodes first: they fan out to their own members meanwhile.
         self.cluster
-            .forward_conv(&msg.conv, members.iter(), None, &frame);
+            .forward_conv(&msg.conv, members.iter(), None, frame.json());
         let mut pushed = 0;
         for (i, user) in members.iter().enumerate() {
             let (n, online) = self.push_to(user, &frame, except);
@@ -118,7 +118,7 @@ impl Delivery {
     /// A moved read pointer: to the other members, and to the reader's own
     /// other sessions so its devices stay in step.
     pub fn receipt(&self, conv: &ConvId, user: &str, seq: u64, except: Option<u64>) {
-        let frame = encode_server(&ServerFrame::Receipt {
+        let frame = SharedFrame::new(&ServerFrame::Receipt {
             conv: conv.clone(),
             user: user.to_owned(),
             seq,
@@ -128,7 +128,7 @@ impl Delivery {
 
     /// A typing notice: to the other members only (never stored).
     pub fn typing(&self, conv: &ConvId, user: &str) {
-        let frame = encode_server(&ServerFrame::Typing {
+        let frame = SharedFrame::new(&ServerFrame::Typing {
             conv: conv.clone(),
             user: user.to_owned(),
         });
@@ -137,20 +137,20 @@ impl Delivery {
 
     /// Pushes `frame` to every session of `user` on every node (but the
     /// local session `except`); returns the pushes made here.
-    pub fn to_user(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
-        self.cluster.forward_users([user], frame);
+    pub fn to_user(&self, user: &str, frame: &SharedFrame, except: Option<u64>) -> usize {
+        self.cluster.forward_users([user], frame.json());
         self.to_user_local(user, frame, except)
     }
 
     /// Pushes `frame` to every session of `user` on this node but `except`.
-    pub fn to_user_local(&self, user: &str, frame: &Bytes, except: Option<u64>) -> usize {
+    pub fn to_user_local(&self, user: &str, frame: &SharedFrame, except: Option<u64>) -> usize {
         let (n, _) = self.push_to(user, frame, except);
         metrics::counter!(m::PUSHES_DELIVERED).increment(n as u64);
         n
     }
 
     /// Delivers a push another node forwarded, to this node's sessions.
-    pub fn deliver_forwarded(&self, target: &PushTarget, frame: &Bytes) {
+    pub fn deliver_forwarded(&self, target: &PushTarget, frame: &SharedFrame) {
         match target {
             PushTarget::Users { users } => {
                 for user in users {
@@ -166,10 +166,10 @@ impl Delivery {
 
     /// Queues `frame` on every session of `user` but `except`: how many
     /// took it, and whether the user is online at all.
-    fn push_to(&self, user: &str, frame: &Bytes, except: Option<u64>) -> (usize, bool) {
+    fn push_to(&self, user: &str, frame: &SharedFrame, except: Option<u64>) -> (usize, bool) {
         let mut n = 0;
         let online = self.registry.for_each_session(user, |s| {
-            if Some(s.id) != except && s.push(frame.clone()) == Pushed::Queued {
+            if Some(s.id) != except && s.push(frame) == Pushed::Queued {
                 n += 1;
             }
         });
@@ -181,18 +181,18 @@ impl Delivery {
         &self,
         conv: &ConvId,
         skip_user: Option<&str>,
-        frame: &Bytes,
+        frame: &SharedFrame,
         except: Option<u64>,
     ) {
         match conv {
             ConvId::Direct { a, b } => {
                 self.cluster
-                    .forward_conv(conv, [a.as_str(), b.as_str()], skip_user, frame);
+                    .forward_conv(conv, [a.as_str(), b.as_str()], skip_user, frame.json());
             }
             ConvId::Group(id) => {
                 if let Some(members) = self.groups.members(id) {
                     self.cluster
-                        .forward_conv(conv, members.iter(), skip_user, frame);
+                        .forward_conv(conv, members.iter(), skip_user, frame.json());
                 }
             }
         }
@@ -204,7 +204,7 @@ impl Delivery {
         &self,
         conv: &ConvId,
         skip_user: Option<&str>,
-        frame: &Bytes,
+        frame: &SharedFrame,
         except: Option<u64>,
     ) {
         match conv {

@@ -11,10 +11,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tern_cluster::{Event, GroupChange, Inbound};
-use tern_proto::{encode_server, CloseCode, ServerFrame};
+use tern_proto::{CloseCode, ServerFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::shared_frame::SharedFrame;
 use super::{now_ms, Hub};
 
 /// Runs until `stop`, or until the bus or the hub is gone.
@@ -52,7 +53,9 @@ impl Hub {
     /// One event from node `from`.
     fn apply_event(self: &Arc<Self>, from: &str, event: Event) {
         match event {
-            Event::Push { target, frame } => self.delivery.deliver_forwarded(&target, &frame),
+            Event::Push { target, frame } => self
+                .delivery
+                .deliver_forwarded(&target, &SharedFrame::from_json(frame)),
             Event::CloseUser { user, code } => {
                 let code = CloseCode::from_code(code).unwrap_or(CloseCode::Kicked);
                 self.registry.close_user(&user, code);
@@ -160,10 +163,10 @@ impl Hub {
 
     /// Sends `resync` to every local session.
     fn resync_everyone(&self) {
-        let frame = encode_server(&ServerFrame::Resync);
+        let frame = SharedFrame::new(&ServerFrame::Resync);
         let sessions = self.registry.all();
         for session in &sessions {
-            session.push(frame.clone());
+            session.push(&frame);
         }
         metrics::counter!(crate::metrics::RESYNCS_SENT).increment(sessions.len() as u64);
     }

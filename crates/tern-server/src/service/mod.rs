@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod presence;
 pub mod push;
 pub mod registry;
+pub mod shared_frame;
 pub mod user_limits;
 pub mod writer;
 

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tern_proto::{encode_server, PresenceItem, ServerFrame};
+use tern_proto::{PresenceItem, ServerFrame};
 use tern_store::Store;
 
 use super::cluster::ClusterLink;
 use super::registry::{Session, SessionRegistry};
+use super::shared_frame::SharedFrame;
 
 /// Presence subscriptions and last-seen times of this node.
 pub struct Presence {
@@ -198,7 +199,7 @@ impl Presence {
             Some(list) => list.clone(),
             None => return,
         };
-        let frame = encode_server(&ServerFrame::Presence {
+        let frame = SharedFrame::new(&ServerFrame::Presence {
             id: None,
             items: vec![PresenceItem {
                 user: user.to_owned(),
@@ -207,7 +208,7 @@ impl Presence {
             }],
         });
         for s in watchers {
-            s.push(frame.clone());
+            s.push(&frame);
         }
     }
 

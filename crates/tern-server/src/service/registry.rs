@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tern_proto::CloseCode;
 
 use super::outbox::{Outbox, Pushed};
+use super::shared_frame::SharedFrame;
 use tern_proto::Codec;
 
 const SHARDS: usize = 64;
@@ -60,19 +61,12 @@ impl Session {
         format!("s-{:x}", self.id)
     }
 
-    /// Queues a push encoded as JSON (how the service encodes shared
-    /// pushes). A protobuf session gets it re-encoded in its codec.
-    /// (Issue 10: pushes will carry their bytes per codec, encoded once.)
-    pub fn push(&self, frame: Bytes) -> Pushed {
-        match self.codec {
-            Codec::Json => self.push_encoded(frame),
-            Codec::Proto => match tern_proto::decode_server(&frame) {
-                Ok(decoded) => self.push_encoded(self.encode(&decoded)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "push not re-encodable for a protobuf session");
-                    Pushed::Closed
-                }
-            },
+    /// Queues a push shared with other sessions, in this session's codec
+    /// (encoded at most once per codec for all of them).
+    pub fn push(&self, frame: &SharedFrame) -> Pushed {
+        match frame.bytes(self.codec) {
+            Some(bytes) => self.push_encoded(bytes),
+            None => Pushed::Closed,
         }
     }
 

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 
 use tern_cluster::{Event, GroupChange};
 use tern_proto::frame::{GroupEvent, GroupInfo};
-use tern_proto::{encode_server, ServerFrame};
+use tern_proto::ServerFrame;
 use tern_store::{GroupRecord, GroupRole, RoleOutcome};
 
+use super::shared_frame::SharedFrame;
 use super::{now_ms, Hub, ServiceError, ServiceResult};
 
 /// Longest group name, in characters (after trimming).
@@ -293,7 +294,7 @@ impl Hub {
         users: Vec<String>,
         to: &[String],
     ) {
-        let frame = encode_server(&ServerFrame::Group {
+        let frame = SharedFrame::new(&ServerFrame::Group {
             event,
             group: group.to_info(),
             users,
