@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Runs the load figures of docs/benchmarks.md: each one RUNS times (default
-# 3), each run on a fresh `tern serve` (SQLite in a temporary directory) with
-# the abuse limits raised, and prints the median, min and max of each figure.
+# 3) over each transport of TRANSPORTS (default "ws ws-proto tcp": WebSocket
+# with JSON, WebSocket with protobuf, the raw TCP door), each run on a fresh
+# `tern serve` (SQLite in a temporary directory) with the abuse limits
+# raised, and prints the median, min and max of each figure per transport.
 #
 # Usage (from the repository root):
 #   cargo build --release -p tern-server -p tern-bench
 #   scripts/bench.sh [FIGURE...]      # default: all figures but churn30
 #   RUNS=5 scripts/bench.sh direct
+#   TRANSPORTS=tcp scripts/bench.sh idle
 # FIGURE is one of: idle idle19k connect direct direct-pg fanout fanout-half churn churn30
 # (direct-pg needs PostgreSQL: TERN_BENCH_PG, default
 # postgres://postgres@127.0.0.1:5432/tern_bench, a database it recreates.)
 # Environment: TARGET (default target/release, or $CARGO_TARGET_DIR/release),
-# PORT (default 8091), OUT (directory for the raw JSON lines; default a new
-# temporary directory), SERVER_ENV (extra VAR=value settings for the server).
+# PORT (default 8091: HTTP/WebSocket), TCP_PORT (default 7091: the TCP
+# door), TRANSPORTS, OUT (directory for the raw JSON lines, one file per
+# figure and transport; default a new temporary directory), SERVER_ENV
+# (extra VAR=value settings for the server).
 # Every run is bounded: tern-bench stops by itself (--deadline).
 set -u
 cd "$(dirname "$0")/.."
 TARGET=${TARGET:-${CARGO_TARGET_DIR:-target}/release}
 PORT=${PORT:-8091}
+TCP_PORT=${TCP_PORT:-7091}
+TRANSPORTS=${TRANSPORTS:-ws ws-proto tcp}
 RUNS=${RUNS:-3}
 OUT=${OUT:-$(mktemp -d)}
 SECRET=bench-secret-0123456789abcdef
@@ -26,22 +33,23 @@ for bin in tern tern-bench; do
   [ -x "$TARGET/$bin" ] || { echo "missing $TARGET/$bin: cargo build --release -p tern-server -p tern-bench" >&2; exit 1; }
 done
 
-# One run: a fresh server, one tern-bench command, the server stopped.
+# One run: a fresh server, one tern-bench command over $TRANSPORT, the
+# server stopped.
 run() {
   local data pid
   data=$(mktemp -d)
   env TERN_LIMITS_MAX_CONNECTIONS_PER_IP=1000000 TERN_LIMITS_CONNECTS_PER_SEC_PER_IP=1000000 \
     TERN_LIMITS_SEND_RATE=1000000 TERN_LIMITS_SEND_BURST=1000000 \
     TERN_LIMITS_IDLE_TIMEOUT_MS=3600000 TERN_LOG_FILTER=warn ${SERVER_ENV:-} \
-    "$TARGET/tern" serve --http 127.0.0.1:$PORT --tcp off --data "$data" --jwt-secret "$SECRET" \
+    "$TARGET/tern" serve --http 127.0.0.1:$PORT --tcp 127.0.0.1:$TCP_PORT --data "$data" --jwt-secret "$SECRET" \
     >"$data/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     curl -sf 127.0.0.1:$PORT/healthz >/dev/null 2>&1 && break
     sleep 0.1
   done
-  "$TARGET/tern-bench" --host 127.0.0.1:$PORT --jwt-secret "$SECRET" --server-pid $pid \
-    --json --quiet "$@"
+  "$TARGET/tern-bench" --host 127.0.0.1:$PORT --tcp-host 127.0.0.1:$TCP_PORT \
+    --transport "$TRANSPORT" --jwt-secret "$SECRET" --server-pid $pid --json --quiet "$@"
   kill $pid 2>/dev/null
   wait $pid 2>/dev/null
   rm -rf "$data"
@@ -73,13 +81,16 @@ EOF
 
 figure() {
   local name=$1; shift
-  local file="$OUT/$name.jsonl"
   local fields=$1; shift
-  echo "== $name: tern-bench $*"
-  for i in $(seq 1 "$RUNS"); do
-    run "$@" >>"$file"
+  local file
+  for TRANSPORT in $TRANSPORTS; do
+    file="$OUT/$name-$TRANSPORT.jsonl"
+    echo "== $name over $TRANSPORT: tern-bench --transport $TRANSPORT $*"
+    for i in $(seq 1 "$RUNS"); do
+      run "$@" >>"$file"
+    done
+    for f in $fields; do summary "$f" "$file"; done
   done
-  for f in $fields; do summary "$f" "$file"; done
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); raw results in $OUT"

@@ -57,10 +57,25 @@ pub struct Common {
         hide_env_values = true
     )]
     pub jwt_secret: String,
-    /// Transport and codec. Only ws-json is implemented; ws-proto and tcp
-    /// stop with an error (the server has neither yet).
+    /// Transport and codec of every scenario's connections: `ws`
+    /// (WebSocket, JSON text frames; also `ws-json`), `ws-proto` (WebSocket,
+    /// protobuf binary frames) or `tcp` (the raw TCP door: `TRN1`, then
+    /// length-prefixed protobuf, at --tcp-host). HTTP calls (group set-up,
+    /// admin stats) always go to --host.
     #[arg(long, global = true, value_enum, default_value_t = Transport::WsJson)]
     pub transport: Transport,
+    /// Address of the server's TCP door (`tern serve --tcp`, default
+    /// 127.0.0.1:7070) for --transport tcp: one per --host, in the same
+    /// order (repeat it or give a comma-separated list). Default: each
+    /// --host's host name with port 7070.
+    #[arg(
+        long = "tcp-host",
+        value_name = "HOST:PORT",
+        global = true,
+        env = "TERN_BENCH_TCP_HOST",
+        value_delimiter = ','
+    )]
+    pub tcp_hosts: Vec<String>,
     /// Run K worker processes, worker i binding its sockets to 127.0.0.(i+1)
     /// (to exceed one process's open-file limit and the per-IP limits).
     #[arg(long, global = true, default_value_t = 1)]
@@ -110,6 +125,7 @@ impl Common {
             hosts: split_hosts(&host.into()),
             jwt_secret: secret.into(),
             transport: Transport::WsJson,
+            tcp_hosts: Vec::new(),
             procs: 1,
             worker_index: None,
             worker_exe: None,
@@ -137,6 +153,21 @@ impl Common {
     pub fn host_list(&self) -> Vec<String> {
         self.hosts.iter().flat_map(|h| split_hosts(h)).collect()
     }
+
+    /// The TCP door of the `i`-th host `host`: the `i`-th --tcp-host, else
+    /// `host`'s name with port [`DEFAULT_TCP_PORT`].
+    pub fn tcp_host(&self, i: usize, host: &str) -> String {
+        let given: Vec<String> = self.tcp_hosts.iter().flat_map(|h| split_hosts(h)).collect();
+        if let Some(door) = given.get(i) {
+            return door.clone();
+        }
+        let name = match host.rsplit_once(':') {
+            // Not an IPv6 address without a port (`::1`).
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            _ => host,
+        };
+        format!("{name}:{DEFAULT_TCP_PORT}")
+    }
 }
 
 /// `a,b` → `["a", "b"]`, trimmed, without empty entries.
@@ -148,15 +179,31 @@ pub fn split_hosts(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Port of the server's TCP door when --tcp-host does not say (the
+/// default of `tern serve --tcp`).
+pub const DEFAULT_TCP_PORT: u16 = 7070;
+
 /// Transport and codec of the benchmark connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Transport {
     /// WebSocket, JSON text frames.
+    #[value(name = "ws", alias = "ws-json")]
     WsJson,
-    /// WebSocket, protobuf binary frames (not implemented yet).
+    /// WebSocket, protobuf binary frames.
     WsProto,
-    /// Raw TCP, length-prefixed protobuf (not implemented yet).
+    /// Raw TCP door, length-prefixed protobuf.
     Tcp,
+}
+
+impl Transport {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WsJson => "ws",
+            Self::WsProto => "ws-proto",
+            Self::Tcp => "tcp",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
@@ -366,5 +413,32 @@ mod tests {
         assert_eq!(from_env, ["e:1", "f:2"]);
         assert_eq!(explicit, ["g:3"]);
         assert_eq!(hosts(&[]), ["127.0.0.1:8080"]);
+    }
+
+    #[test]
+    fn transports_and_tcp_doors() {
+        use super::Transport;
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["tern-bench"];
+            argv.extend_from_slice(args);
+            argv.push("connect");
+            Cli::try_parse_from(argv).unwrap().common
+        };
+        for (arg, want) in [
+            ("ws", Transport::WsJson),
+            ("ws-json", Transport::WsJson),
+            ("ws-proto", Transport::WsProto),
+            ("tcp", Transport::Tcp),
+        ] {
+            assert_eq!(parse(&["--transport", arg]).transport, want);
+        }
+        let c = parse(&["--host", "a:1,b:2", "--tcp-host", "a:9"]);
+        assert_eq!(c.tcp_host(0, "a:1"), "a:9");
+        assert_eq!(c.tcp_host(1, "b:2"), "b:7070");
+        assert_eq!(Common::new("x", "s").tcp_host(0, "[::1]:80"), "[::1]:7070");
+        assert_eq!(
+            Common::new("x", "s").tcp_host(0, "localhost"),
+            "localhost:7070"
+        );
     }
 }

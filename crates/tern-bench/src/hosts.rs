@@ -30,8 +30,8 @@ impl Hosts {
             return Err(anyhow!("no --host given"));
         }
         let mut targets = Vec::with_capacity(names.len());
-        for h in &names {
-            targets.push(Arc::new(Target::resolve_host(common, h).await?));
+        for (i, h) in names.iter().enumerate() {
+            targets.push(Arc::new(Target::resolve_host(common, i, h).await?));
         }
         Ok(Self(targets.into()))
     }
@@ -93,6 +93,7 @@ impl Hosts {
     /// With several hosts, writes them into `report` (the `hosts` list and
     /// the `hosts` parameter); with one, leaves the report as it was.
     pub fn describe(&self, report: &mut Report) {
+        report.param("transport", self.0[0].transport.name());
         if self.multi() {
             report.hosts = self.0.iter().map(|t| t.host.clone()).collect();
             report.param("hosts", self.len());

@@ -37,11 +37,6 @@ async fn run(cli: Cli) -> ExitCode {
         eprintln!("tern-bench: --jwt-secret (or TERN_JWT_SECRET) is required");
         return ExitCode::FAILURE;
     }
-    // An unimplemented transport stops here, before any worker starts.
-    if let Err(e) = tern_bench::codec::Codec::of(common.transport) {
-        eprintln!("tern-bench: {e}");
-        return ExitCode::FAILURE;
-    }
     let deadline = Duration::from_secs(
         common
             .deadline

@@ -1,13 +1,18 @@
 //! Connections to the server: the one place that opens a connection per
 //! transport ([`Target::connect`], giving a [`Conn`]), and a minimal HTTP
 //! client (group set-up, admin stats). Frames are encoded and decoded by the
-//! connection's [`Codec`].
+//! connection's [`Codec`]. A TCP door connection is lean on purpose (the
+//! idle scenario holds 15,000 per process): a socket and a frame reader
+//! that holds no buffer between frames.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
+use tern_client::tern_proto::framing::{self, FrameReader, Space, PREFACE};
+use tern_client::tern_proto::{self, ServerFrame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_websockets::{ClientBuilder, Message, WebSocketStream};
@@ -23,6 +28,8 @@ pub type Ws = WebSocketStream<TcpStream>;
 pub struct Target {
     pub host: String,
     pub addr: SocketAddr,
+    /// The server's TCP door (`--transport tcp` only).
+    pub door: Option<SocketAddr>,
     pub source: Option<IpAddr>,
     pub secret: String,
     pub transport: Transport,
@@ -35,18 +42,18 @@ impl Target {
     pub async fn resolve(common: &Common) -> anyhow::Result<Self> {
         let hosts = common.host_list();
         let host = hosts.first().ok_or_else(|| anyhow!("no --host given"))?;
-        Self::resolve_host(common, host).await
+        Self::resolve_host(common, 0, host).await
     }
 
-    /// Resolves the server address `host`; fails at once for a transport
-    /// that is not implemented.
-    pub async fn resolve_host(common: &Common, host: &str) -> anyhow::Result<Self> {
+    /// Resolves the server address `host`, the `index`-th --host (and its
+    /// TCP door with `--transport tcp`: see [`Common::tcp_host`]).
+    pub async fn resolve_host(common: &Common, index: usize, host: &str) -> anyhow::Result<Self> {
         let codec = Codec::of(common.transport)?;
-        let addr = tokio::net::lookup_host(host)
-            .await
-            .with_context(|| format!("resolving {host}"))?
-            .next()
-            .ok_or_else(|| anyhow!("{host} resolves to nothing"))?;
+        let addr = lookup(host).await?;
+        let door = match common.transport {
+            Transport::Tcp => Some(lookup(&common.tcp_host(index, host)).await?),
+            Transport::WsJson | Transport::WsProto => None,
+        };
         let source = common.source_ip.map(IpAddr::V4).or_else(|| {
             common
                 .worker_index
@@ -56,6 +63,7 @@ impl Target {
         Ok(Self {
             host: host.to_owned(),
             addr,
+            door,
             source,
             secret: common.jwt_secret.clone(),
             transport: common.transport,
@@ -63,9 +71,15 @@ impl Target {
         })
     }
 
-    /// A TCP stream to the server, from the source address if any.
+    /// A TCP stream to the server's HTTP listener, from the source address
+    /// if any.
     pub async fn tcp(&self) -> anyhow::Result<TcpStream> {
-        let socket = if self.addr.is_ipv4() {
+        self.tcp_to(self.addr).await
+    }
+
+    /// A TCP stream to `addr`, from the source address if any.
+    async fn tcp_to(&self, addr: SocketAddr) -> anyhow::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
             TcpSocket::new_v6()?
@@ -73,16 +87,18 @@ impl Target {
         if let Some(src) = self.source {
             socket.bind(SocketAddr::new(src, 0))?;
         }
-        let stream = socket.connect(self.addr).await?;
+        let stream = socket.connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
     /// Connects `user` with a minted token and waits for its `auth_ok`:
-    /// the one place that opens a connection, per transport.
+    /// the one place that opens a connection, per transport. WebSocket
+    /// connections carry the token in the URL; TCP ones send an `auth`
+    /// frame right after the preface.
     pub async fn connect(&self, user: &str) -> anyhow::Result<Conn> {
         let token = crate::token::mint(&self.secret, user)?;
-        let mut conn = match self.transport {
+        let link = match self.transport {
             Transport::WsJson | Transport::WsProto => {
                 let stream = self.tcp().await?;
                 let uri = format!(
@@ -91,19 +107,48 @@ impl Target {
                     self.codec.query()
                 );
                 let (ws, _) = ClientBuilder::new().uri(&uri)?.connect_on(stream).await?;
-                Conn {
-                    ws,
-                    codec: self.codec,
-                }
+                Link::Ws(Box::new(ws))
             }
-            Transport::Tcp => return Err(crate::codec::not_implemented(self.transport)),
+            Transport::Tcp => {
+                let door = self.door.ok_or_else(|| anyhow!("no TCP door resolved"))?;
+                let mut stream = self.tcp_to(door).await?;
+                let auth = self.codec.encode(&Out::Auth {
+                    id: 0,
+                    token: &token,
+                });
+                let mut hello = BytesMut::from(&PREFACE[..]);
+                framing::put_frame(&mut hello, encoded_bytes(&auth));
+                stream.write_all(&hello).await?;
+                Link::Tcp(TcpConn {
+                    stream,
+                    frames: FrameReader::new(MAX_FRAME_BYTES),
+                    last: None,
+                })
+            }
         };
-        match conn.recv().await {
+        let mut conn = Conn {
+            link,
+            codec: self.codec,
+        };
+        let answer = match conn.recv().await {
             Incoming::Frame(p) => match conn.codec.decode(&p) {
-                Some(f) if f.kind == "auth_ok" => Ok(conn),
-                _ => bail!("expected auth_ok, got {}", p.preview()),
+                Some(f) if f.kind == "auth_ok" => Ok(()),
+                _ => Err(anyhow!("expected auth_ok, got {}", p.preview())),
             },
-            Incoming::Gone(why) => bail!("before auth_ok: {why}"),
+            Incoming::Gone(why) => Err(anyhow!("before auth_ok: {why}")),
+        };
+        if let Link::Tcp(t) = &mut conn.link {
+            // An idle connection keeps no frame.
+            t.last = None;
+        }
+        answer.map(|()| conn)
+    }
+
+    /// The URL of this host for `tern-client`, in the run's transport.
+    pub fn client_url(&self) -> String {
+        match (self.transport, self.door) {
+            (Transport::Tcp, Some(door)) => format!("tcp://{door}"),
+            _ => format!("ws://{}/ws?codec={}", self.host, self.codec.query()),
         }
     }
 
@@ -241,10 +286,103 @@ pub fn name_chunks(names: &[String], max_bytes: usize) -> Vec<&[String]> {
     out
 }
 
+/// Largest frame the bench reads from the TCP door (the server's own
+/// frames are far smaller; a WebSocket message is bounded by
+/// tokio-websockets' default of 64 MiB).
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+
 /// One connection of a benchmark: a transport and a codec.
 pub struct Conn {
-    ws: Ws,
+    link: Link,
     codec: Codec,
+}
+
+/// What carries a connection's frames.
+enum Link {
+    /// Boxed: a TCP door connection is much smaller, and the idle
+    /// scenario holds thousands of either.
+    Ws(Box<Ws>),
+    Tcp(TcpConn),
+}
+
+/// A TCP door connection: length-prefixed frames cut by [`FrameReader`],
+/// which allocates a frame's bytes once its length has arrived.
+struct TcpConn {
+    stream: TcpStream,
+    frames: FrameReader,
+    /// The last frame read (only while it may be the server's final `error`
+    /// frame carrying a close code; dropped once a connection is open).
+    last: Option<Bytes>,
+}
+
+impl TcpConn {
+    async fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        let mut buf = BytesMut::with_capacity(framing::LEN_BYTES + frame.len());
+        framing::put_frame(&mut buf, frame);
+        self.stream.write_all(&buf).await
+    }
+
+    /// The next frame's bytes. Cancel-safe: progress lives in `frames`.
+    async fn recv(&mut self) -> Result<Bytes, String> {
+        loop {
+            let space = self
+                .frames
+                .space()
+                .map_err(|e| format!("from the server: {e}"))?;
+            let (n, frame) = match space {
+                Space::Head(head) => {
+                    let n = self.stream.read(head).await;
+                    let n = n.map_err(|e| format!("connection failed: {e}"))?;
+                    let frame = self.frames.filled_head(n);
+                    (n, frame.map_err(|e| format!("from the server: {e}"))?)
+                }
+                Space::Body { buf, want } => {
+                    let read = (&mut self.stream).take(want as u64).read_buf(buf).await;
+                    let n = read.map_err(|e| format!("connection failed: {e}"))?;
+                    (n, self.frames.filled_body())
+                }
+            };
+            if n == 0 {
+                return Err(self.ended());
+            }
+            if let Some(frame) = frame {
+                // Error frames are small; a long frame is never the last word.
+                self.last = (frame.len() <= 1024).then(|| frame.clone());
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Why the stream ended: the close code of the server's final `error`
+    /// frame, as a WebSocket close would say it.
+    fn ended(&mut self) -> String {
+        let last = self.last.take();
+        let told = last.and_then(|b| tern_proto::Codec::Proto.decode_server(&b).ok());
+        match told {
+            Some(ServerFrame::Error {
+                close: Some(code),
+                message,
+                ..
+            }) => format!("closed by the server ({code} {})", truncate(&message)),
+            _ => "connection ended".into(),
+        }
+    }
+}
+
+/// The bytes of an encoded frame, whatever the codec.
+fn encoded_bytes(e: &Encoded) -> &[u8] {
+    match e {
+        Encoded::Text(t) => t.as_bytes(),
+        Encoded::Binary(b) => b,
+    }
+}
+
+async fn lookup(host: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(host)
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host} resolves to nothing"))
 }
 
 /// What [`Conn::recv`] gives.
@@ -264,17 +402,32 @@ impl Conn {
 
     /// Encodes and writes one frame.
     pub async fn send(&mut self, out: &Out<'_>) -> anyhow::Result<()> {
-        let msg = match self.codec.encode(out) {
-            Encoded::Text(t) => Message::text(t),
-            Encoded::Binary(b) => Message::binary(b),
-        };
-        Ok(self.ws.send(msg).await?)
+        let encoded = self.codec.encode(out);
+        match &mut self.link {
+            Link::Ws(ws) => {
+                let msg = match encoded {
+                    Encoded::Text(t) => Message::text(t),
+                    Encoded::Binary(b) => Message::binary(b),
+                };
+                Ok(ws.send(msg).await?)
+            }
+            Link::Tcp(t) => Ok(t.send(encoded_bytes(&encoded)).await?),
+        }
     }
 
     /// The next frame (control frames are skipped). Cancel-safe.
     pub async fn recv(&mut self) -> Incoming {
+        let ws = match &mut self.link {
+            Link::Ws(ws) => ws,
+            Link::Tcp(t) => {
+                return match t.recv().await {
+                    Ok(b) => Incoming::Frame(Payload::Tcp(b)),
+                    Err(why) => Incoming::Gone(why),
+                }
+            }
+        };
         loop {
-            match self.ws.next().await {
+            match ws.next().await {
                 Some(Ok(m)) if m.is_text() || m.is_binary() => {
                     return Incoming::Frame(Payload::Ws(m))
                 }
@@ -293,12 +446,22 @@ impl Conn {
         }
     }
 
-    /// Closes politely: sends a close frame and waits (at most `within`)
-    /// for the server's.
+    /// Closes politely: sends a close frame (shuts a TCP connection's
+    /// writing side down) and waits (at most `within`) for the server's.
     pub async fn close(&mut self, within: Duration) {
         let _ = tokio::time::timeout(within, async {
-            if self.ws.send(Message::close(None, "")).await.is_ok() {
-                while let Some(Ok(_)) = self.ws.next().await {}
+            match &mut self.link {
+                Link::Ws(ws) => {
+                    if ws.send(Message::close(None, "")).await.is_ok() {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                }
+                Link::Tcp(t) => {
+                    if t.stream.shutdown().await.is_ok() {
+                        let mut sink = [0u8; 512];
+                        while matches!(t.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                    }
+                }
             }
         })
         .await;

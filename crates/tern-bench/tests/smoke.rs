@@ -16,7 +16,7 @@ async fn every_scenario_at_tiny_scale() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config {
         http_addr: "127.0.0.1:0".into(),
-        tcp_addr: "off".into(),
+        tcp_addr: "127.0.0.1:0".into(),
         data_dir: dir.path().to_string_lossy().into_owned(),
         jwt_secret: SECRET.into(),
         ..Config::default()
@@ -247,20 +247,41 @@ async fn every_scenario_at_tiny_scale() {
     assert_eq!(r.counter("read"), 400, "{}", r.table());
     assert_eq!(r.counter("rounds"), 2);
 
-    // Transports that do not exist yet stop with a clear error.
-    let mut proto = common.clone();
-    proto.transport = Transport::WsProto;
-    let e = scenario::connect::run(
-        &proto,
-        &ConnectArgs {
-            count: 1,
-            concurrency: 1,
-        },
-    )
-    .await
-    .err()
-    .unwrap();
-    assert!(e.to_string().contains("not implemented"), "{e}");
+    // The other transports: WebSocket with protobuf, and the TCP door.
+    let door = server.tcp_addr.unwrap().to_string();
+    for transport in [Transport::WsProto, Transport::Tcp] {
+        let mut other = common.clone();
+        other.transport = transport;
+        other.tcp_hosts = vec![door.clone()];
+        let r = scenario::direct::run(
+            &other,
+            &DirectArgs {
+                pairs: 2,
+                window: 4,
+                duration: 1,
+                grace: 5,
+                body_bytes: 32,
+            },
+        )
+        .await
+        .unwrap();
+        println!("{}", r.json_line());
+        assert!(r.counter("delivered") > 0, "{}", r.table());
+        assert_eq!(r.counter("lost"), 0, "{}", r.table());
+        assert_eq!(r.params["transport"], transport.name());
+        let r = scenario::idle::run(
+            &other,
+            &IdleArgs {
+                count: 10,
+                concurrency: 5,
+                hold: 0,
+                settle: 0,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.counter("connected"), 10, "{}", r.table());
+    }
 
     server.shutdown().await;
 }

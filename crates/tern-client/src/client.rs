@@ -42,7 +42,7 @@ impl Client {
     pub async fn connect(cfg: ClientConfig) -> Result<(Client, PushStream)> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let (ws, info) = open(&cfg).await?;
+        let (link, info) = open(&cfg).await?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (inbox_tx, inbox_rx) = mpsc::channel(cfg.push_buffer);
         let (out_tx, out_rx) = mpsc::channel(cfg.push_buffer);
@@ -65,7 +65,7 @@ impl Client {
             requester.clone(),
             cfg.sync_page,
         );
-        tokio::spawn(conn.run(ws, heartbeat_ms));
+        tokio::spawn(conn.run(link, heartbeat_ms));
         tokio::spawn(delivery.run());
         let inner = Inner {
             requester,

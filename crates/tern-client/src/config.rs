@@ -1,8 +1,12 @@
-//! How a [`crate::Client`] connects: server URL, token and how to present it,
-//! request timeout, push buffer and the reconnect policy.
+//! How a [`crate::Client`] connects: server URL (which picks the transport),
+//! codec, TLS trust roots, token and how to present it, request timeout,
+//! frame and push bounds, and the reconnect policy.
 
 use std::time::Duration;
 
+use tern_proto::Codec;
+
+use crate::endpoint::{Door, Endpoint};
 use crate::error::ClientError;
 
 /// How the token reaches the server (PROTOCOL.md §4.1).
@@ -24,6 +28,18 @@ impl Default for AuthMode {
             device: "tern-client".to_owned(),
         }
     }
+}
+
+/// The certificate authorities a `wss://` or `tls://` server certificate
+/// must chain to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// Mozilla's root certificates, compiled in (`webpki-roots`). The default.
+    #[default]
+    WebPki,
+    /// Only the certificates of this PEM text (one or more `CERTIFICATE`
+    /// blocks), e.g. a private CA or a test's self-signed certificate.
+    Pem(Vec<u8>),
 }
 
 /// Exponential backoff with full jitter between reconnect attempts: attempt
@@ -65,11 +81,26 @@ impl ReconnectPolicy {
     }
 }
 
+/// Default of [`ClientConfig::max_frame_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
+
 /// Everything [`crate::Client::connect`] needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// WebSocket URL, e.g. `ws://127.0.0.1:8080/ws` (plain `ws://` only).
+    /// Server URL; its scheme picks the transport: `ws://host:port/ws` or
+    /// `wss://…` (WebSocket; add `?codec=proto` for protobuf frames),
+    /// `tcp://host:port` (the raw TCP door: `TRN1`, length-prefixed
+    /// protobuf) or `tls://host:port` (the TCP door in TLS).
     pub url: String,
+    /// Codec of a WebSocket connection (offered as subprotocol `tern.json`
+    /// or `tern.proto`). Default `None`: the URL's `codec=` parameter, else
+    /// JSON. The TCP door is always protobuf.
+    pub codec: Option<Codec>,
+    /// Trust roots of `wss://` and `tls://`. Default [`TlsRoots::WebPki`].
+    pub tls_roots: TlsRoots,
+    /// Largest frame accepted from the server, in bytes (the connection
+    /// fails above it). Default 16 MiB.
+    pub max_frame_bytes: usize,
     /// The JWT.
     pub token: String,
     /// How the token is sent. Default [`AuthMode::Frame`].
@@ -90,6 +121,9 @@ impl ClientConfig {
     pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            codec: None,
+            tls_roots: TlsRoots::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             token: token.into(),
             auth: AuthMode::default(),
             request_timeout: Duration::from_secs(10),
@@ -97,6 +131,18 @@ impl ClientConfig {
             sync_page: tern_proto::DEFAULT_SYNC_LIMIT,
             reconnect: ReconnectPolicy::default(),
         }
+    }
+
+    /// Sets the codec of a WebSocket connection.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Trusts only the CA certificates of `pem` for `wss://` and `tls://`.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots = TlsRoots::Pem(pem.into());
+        self
     }
 
     /// Replaces the auth mode.
@@ -120,8 +166,12 @@ impl ClientConfig {
     /// Checks the values that would otherwise fail later (or panic in tokio).
     pub fn validate(&self) -> Result<(), ClientError> {
         let bad = |what: &str| Err(ClientError::Config(what.to_owned()));
-        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
-            return bad("url must start with ws:// or wss://");
+        let endpoint = Endpoint::parse(&self.url, self.codec)?;
+        if endpoint.door == Door::Tcp && !matches!(self.auth, AuthMode::Frame { .. }) {
+            return bad("tcp:// and tls:// authenticate with an auth frame (AuthMode::Frame)");
+        }
+        if self.max_frame_bytes == 0 {
+            return bad("max_frame_bytes must be at least 1");
         }
         if self.push_buffer == 0 {
             return bad("push_buffer must be at least 1");
@@ -156,5 +206,10 @@ mod tests {
         bad.reconnect.multiplier = 0.5;
         assert!(bad.validate().is_err());
         assert!(ClientConfig::new("http://x", "t").validate().is_err());
+        assert!(ClientConfig::new("tcp://127.0.0.1:7070", "t")
+            .validate()
+            .is_ok());
+        let header = ClientConfig::new("tls://h:7070", "t").with_auth(AuthMode::Header);
+        assert!(header.validate().is_err());
     }
 }

@@ -6,21 +6,21 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tern_proto::{decode_server, encode_client, ClientFrame, DecodeError, ServerFrame};
+use tern_proto::{ClientFrame, DecodeError, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
-use tokio_websockets::{CloseCode, Message};
 
 use crate::backoff::{goaway_delay, Backoff};
 use crate::config::ClientConfig;
 use crate::error::{is_terminal_close, ClientError};
-use crate::open::{open, SessionInfo, Ws};
+use crate::open::{open, SessionInfo};
 use crate::pending::{Pending, Waiter};
 use crate::push::Push;
 use crate::requests::{set_id, Command};
+use crate::transport::{Incoming, Link, Transport};
 
-/// Close code reported when the connection ended without a close frame.
+/// Close code reported when the connection ended without a close frame
+/// (or, over TCP, without a final `error` frame carrying one).
 pub(crate) const ABNORMAL_CLOSE: u16 = 1006;
 
 /// How one connection ended.
@@ -37,7 +37,7 @@ enum End {
 
 /// State of the live connection.
 struct Live {
-    ws: Ws,
+    link: Link,
     heartbeat: Duration,
     last_rx: Instant,
     close: Option<(u16, String)>,
@@ -45,9 +45,9 @@ struct Live {
 }
 
 impl Live {
-    fn new(ws: Ws, heartbeat_ms: u64) -> Self {
+    fn new(link: Link, heartbeat_ms: u64) -> Self {
         Self {
-            ws,
+            link,
             // A zero interval would spin; the server suggests ~25 s.
             heartbeat: Duration::from_millis(heartbeat_ms.max(50)),
             last_rx: Instant::now(),
@@ -69,20 +69,16 @@ impl Live {
     }
 
     async fn send(&mut self, frame: &ClientFrame) -> Result<(), End> {
-        match self.ws.send(Message::text(encode_client(frame))).await {
+        match self.link.send(frame).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.lost(format!("send failed: {e}"))),
         }
     }
 
-    /// Says goodbye (1000) and waits briefly for the server's close.
+    /// Says goodbye (WebSocket close 1000; a TCP shutdown) and waits
+    /// briefly for the server's close.
     async fn close(&mut self, reason: &str) {
-        let _ = self
-            .ws
-            .send(Message::close(Some(CloseCode::NORMAL_CLOSURE), reason))
-            .await;
-        let drain = async { while self.ws.next().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+        self.link.close(reason).await;
     }
 }
 
@@ -121,8 +117,8 @@ impl ConnTask {
     }
 
     /// Serves connections until the app closes or reconnecting stops.
-    pub async fn run(mut self, ws: Ws, heartbeat_ms: u64) {
-        let mut live = Live::new(ws, heartbeat_ms);
+    pub async fn run(mut self, link: Link, heartbeat_ms: u64) {
+        let mut live = Live::new(link, heartbeat_ms);
         loop {
             let end = self.serve(&mut live).await;
             self.pending.fail_all();
@@ -145,10 +141,10 @@ impl ConnTask {
             if !reconnecting {
                 return;
             }
-            let Some((ws, info)) = self.reconnect(not_before).await else {
+            let Some((link, info)) = self.reconnect(not_before).await else {
                 return;
             };
-            live = Live::new(ws, info.heartbeat_ms);
+            live = Live::new(link, info.heartbeat_ms);
             // A failed send here shows up again in `serve`, which reports it.
             let _ = self.resume(&mut live, info).await;
         }
@@ -162,7 +158,7 @@ impl ConnTask {
             let step = tokio::select! {
                 _ = &mut self.alive => Err(End::ByApp(None)),
                 cmd = self.cmds.recv() => self.on_command(live, cmd).await,
-                msg = live.ws.next() => self.on_socket(live, msg).await,
+                msg = live.link.recv() => self.on_socket(live, msg).await,
                 _ = beat.tick() => self.on_beat(live).await,
                 _ = sleep_until(goaway_at.unwrap_or_else(Instant::now)), if goaway_at.is_some() => {
                     Err(End::Lost { code: 1001, reason: "goaway".into(), not_before: None })
@@ -216,22 +212,20 @@ impl ConnTask {
     async fn on_socket(
         &mut self,
         live: &mut Live,
-        msg: Option<Result<Message, tokio_websockets::Error>>,
+        incoming: Option<crate::Result<Incoming>>,
     ) -> Result<(), End> {
-        let msg = match msg {
+        let incoming = match incoming {
             None => return Err(live.lost("connection dropped")),
             Some(Err(e)) => return Err(live.lost(e.to_string())),
-            Some(Ok(msg)) => msg,
+            Some(Ok(incoming)) => incoming,
         };
         live.last_rx = Instant::now();
-        if let Some((code, reason)) = msg.as_close() {
+        match incoming {
             // The stream ends right after; report the code then.
-            live.close = Some((code.into(), reason.to_owned()));
-        } else if msg.is_text() {
-            match decode_server(msg.as_payload()) {
-                Ok(frame) => self.on_frame(live, frame).await,
-                Err(e) => self.on_undecodable(e),
-            }
+            Incoming::Close { code, reason } => live.close = Some((code, reason)),
+            Incoming::Frame(Ok(frame)) => self.on_frame(live, frame).await,
+            Incoming::Frame(Err(e)) => self.on_undecodable(e),
+            Incoming::Control => {}
         }
         Ok(())
     }
@@ -262,14 +256,15 @@ impl ConnTask {
         }
     }
 
-    /// Heartbeat: a WebSocket ping, unless the server has been silent for
-    /// three periods (its pongs count), which means the link is dead.
+    /// Heartbeat: a WebSocket ping (a `ping` frame over TCP), unless the
+    /// server has been silent for three periods (its pongs count), which
+    /// means the link is dead.
     async fn on_beat(&mut self, live: &mut Live) -> Result<(), End> {
         self.pending.sweep();
         if live.last_rx.elapsed() > live.heartbeat * 3 {
             return Err(live.lost("server silent for three heartbeats"));
         }
-        match live.ws.send(Message::ping("tern")).await {
+        match live.link.ping().await {
             Ok(()) => Ok(()),
             Err(e) => Err(live.lost(format!("ping failed: {e}"))),
         }
@@ -289,7 +284,7 @@ impl ConnTask {
 
     /// Backoff, connect, authenticate; `None` when the app closed meanwhile
     /// or reconnecting stopped for good.
-    async fn reconnect(&mut self, not_before: Option<Instant>) -> Option<(Ws, SessionInfo)> {
+    async fn reconnect(&mut self, not_before: Option<Instant>) -> Option<(Link, SessionInfo)> {
         if let Some(at) = not_before {
             self.while_down(sleep_until(at)).await?;
         }

@@ -11,6 +11,10 @@ pub enum ClientError {
     /// The WebSocket layer failed (connect, upgrade, I/O).
     #[error("websocket: {0}")]
     WebSocket(#[from] tokio_websockets::Error),
+    /// The TCP or TLS layer failed (connect, handshake, I/O), or the server
+    /// broke the TCP framing (a frame over `max_frame_bytes`).
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
     /// The server answered the request with an `error` frame.
     #[error("server error {code}: {message}")]
     Server {
@@ -44,7 +48,7 @@ impl ClientError {
     /// momentarily unavailable, or the request was rate limited).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Disconnected | Self::Timeout | Self::WebSocket(_) => true,
+            Self::Disconnected | Self::Timeout | Self::WebSocket(_) | Self::Io(_) => true,
             Self::Server { code, .. } => {
                 matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable)
             }

@@ -1,5 +1,11 @@
-//! Rust client of the tern messaging server, over WebSocket with the JSON
-//! codec (PROTOCOL.md §4).
+//! Rust client of the tern messaging server (PROTOCOL.md §4). The URL picks
+//! the transport: `ws://`/`wss://` (WebSocket, JSON frames, or protobuf with
+//! `?codec=proto` or [`ClientConfig::with_codec`]), `tcp://host:port` (the
+//! raw TCP door: `TRN1`, length-prefixed protobuf) or `tls://host:port` (the
+//! TCP door in TLS; trust roots in [`ClientConfig::tls_roots`]). The API is
+//! the same whatever the transport, and so are close codes: over TCP the
+//! code of the server's final `error` frame ends up in [`Push::Closed`] as a
+//! WebSocket close code does.
 //!
 //! [`Client::connect`] opens and authenticates a connection and returns a
 //! cheap, clonable [`Client`] handle for requests plus a [`PushStream`] of
@@ -30,19 +36,22 @@ mod client;
 mod config;
 mod connection;
 mod delivery;
+mod endpoint;
 mod error;
 mod open;
 mod pending;
 mod push;
 mod requests;
 mod seq;
+mod transport;
 
 pub use backoff::Backoff;
 pub use client::Client;
-pub use config::{AuthMode, ClientConfig, ReconnectPolicy};
+pub use config::{AuthMode, ClientConfig, ReconnectPolicy, TlsRoots, DEFAULT_MAX_FRAME_BYTES};
 pub use error::{ClientError, Result};
 pub use open::SessionInfo;
 pub use push::{Push, PushStream};
 pub use requests::{Ack, Page};
 pub use seq::{SeqCheck, SeqTracker};
 pub use tern_proto;
+pub use tern_proto::Codec;

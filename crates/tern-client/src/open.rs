@@ -1,17 +1,12 @@
-//! Opening one authenticated connection: WebSocket upgrade, token by header,
-//! query or `auth` frame, then waiting for `auth_ok` (PROTOCOL.md §4.1).
+//! Opening one authenticated connection: the transport the URL names, the
+//! token by header, query or `auth` frame, then waiting for `auth_ok`
+//! (PROTOCOL.md §4.1).
 
-use futures_util::{SinkExt, StreamExt};
-use http::header::{HeaderValue, AUTHORIZATION};
-use tern_proto::{decode_server, encode_client, ClientFrame, RequestId, ServerFrame};
-use tokio::net::TcpStream;
-use tokio_websockets::{ClientBuilder, MaybeTlsStream, Message, WebSocketStream};
+use tern_proto::{ClientFrame, RequestId, ServerFrame};
 
 use crate::config::{AuthMode, ClientConfig};
 use crate::error::{ClientError, Result};
-
-/// The socket type of a connection.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::transport::{self, Incoming, Link, Transport};
 
 /// What `auth_ok` told us about the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,36 +18,24 @@ pub struct SessionInfo {
 }
 
 /// Connects and authenticates within the request timeout.
-pub(crate) async fn open(cfg: &ClientConfig) -> Result<(Ws, SessionInfo)> {
+pub(crate) async fn open(cfg: &ClientConfig) -> Result<(Link, SessionInfo)> {
     tokio::time::timeout(cfg.request_timeout, open_untimed(cfg))
         .await
         .map_err(|_| ClientError::Timeout)?
 }
 
-async fn open_untimed(cfg: &ClientConfig) -> Result<(Ws, SessionInfo)> {
-    let url = match cfg.auth {
-        AuthMode::Query => with_query_token(&cfg.url, &cfg.token),
-        _ => cfg.url.clone(),
-    };
-    let mut builder = ClientBuilder::new()
-        .uri(&url)
-        .map_err(|e| ClientError::Config(format!("bad url: {e}")))?;
-    if cfg.auth == AuthMode::Header {
-        let value = HeaderValue::try_from(format!("Bearer {}", cfg.token))
-            .map_err(|_| ClientError::Config("token is not a valid header value".into()))?;
-        builder = builder.add_header(AUTHORIZATION, value)?;
-    }
-    let (mut ws, _response) = builder.connect().await?;
+async fn open_untimed(cfg: &ClientConfig) -> Result<(Link, SessionInfo)> {
+    let mut link = transport::connect(cfg).await?;
     if let AuthMode::Frame { device } = &cfg.auth {
         let auth = ClientFrame::Auth {
             id: Some(auth_id()),
             token: cfg.token.clone(),
             device: Some(device.clone()),
         };
-        ws.send(Message::text(encode_client(&auth))).await?;
+        link.send(&auth).await?;
     }
-    let info = await_auth_ok(&mut ws).await?;
-    Ok((ws, info))
+    let info = await_auth_ok(&mut link).await?;
+    Ok((link, info))
 }
 
 /// The id of the `auth` frame; request ids start at 1.
@@ -61,19 +44,14 @@ fn auth_id() -> RequestId {
 }
 
 /// Reads until `auth_ok`; an `error` frame or a close fails the attempt.
-async fn await_auth_ok(ws: &mut Ws) -> Result<SessionInfo> {
-    while let Some(msg) = ws.next().await {
-        let msg = msg?;
-        if let Some((code, reason)) = msg.as_close() {
-            return Err(ClientError::Closed {
-                code: code.into(),
-                reason: reason.to_owned(),
-            });
-        }
-        if !msg.is_text() {
-            continue;
-        }
-        match decode_server(msg.as_payload())? {
+async fn await_auth_ok(link: &mut Link) -> Result<SessionInfo> {
+    while let Some(incoming) = link.recv().await {
+        let frame = match incoming? {
+            Incoming::Close { code, reason } => return Err(ClientError::Closed { code, reason }),
+            Incoming::Control => continue,
+            Incoming::Frame(frame) => frame?,
+        };
+        match frame {
             ServerFrame::AuthOk {
                 user,
                 session,

@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod framing;
 pub mod ids;
 pub mod message;
 pub mod pb;

@@ -52,6 +52,17 @@ impl Meta {
         Ok(Self(raw))
     }
 
+    /// [`Meta::from_json`] for a client's text that did not come through
+    /// the JSON codec (protobuf's `meta` string): also refuses what the JSON
+    /// codec refuses (numbers beyond f64, lone surrogates, nesting deeper
+    /// than 128), so every stored meta can be pushed to JSON clients.
+    pub fn from_client_json(text: &str) -> Result<Self, String> {
+        let meta = Self::from_json(text)?;
+        serde_json::from_str::<serde_json::Value>(meta.as_str())
+            .map_err(|e| format!("meta: {e}"))?;
+        Ok(meta)
+    }
+
     fn from_value(value: serde_json::Value) -> Result<Self, String> {
         if !value.is_object() {
             return Err("meta must be a JSON object".into());

@@ -330,3 +330,31 @@ fn hostile_nesting_and_lengths_are_rejected_without_panic() {
     );
     assert!(protobuf::decode_server(&page).is_ok());
 }
+
+/// Found by `cargo fuzz run proto_frame` (docs/fuzzing.md): a `send` whose
+/// `meta` holds a number beyond f64 (`1.3E2345678901234567890`) decoded
+/// over protobuf although the JSON codec refuses it, so the stored message
+/// could not be read by JSON clients. Both codecs now refuse it.
+#[test]
+fn meta_the_json_codec_refuses_is_refused_over_protobuf_too() {
+    let crash = b"\x12\x03s-32e\x12\x04g:x1\x1a\x04c-43\"\x0aciphertext(\x022I{\"reply_to\":16,\"big\":1.34567890E2345678901234567890,\"f\":1.5,\"s\":\"\\u15e9\"}!j$90,\"f0";
+    assert!(
+        matches!(protobuf::decode_client(crash), Err(DecodeError::Invalid { ref message, .. }) if message.contains("meta")),
+        "{:?}",
+        protobuf::decode_client(crash)
+    );
+    for meta in [r#"{"n":1e400}"#, r#"{"s":"\ud800"}"#, r#"{"ok":[1.5e300]}"#] {
+        let over_json =
+            format!(r#"{{"type":"send","conv":"g:x1","cmid":"c","body":"b","meta":{meta}}}"#);
+        let json_ok = Codec::Json.decode_client(over_json.as_bytes()).is_ok();
+        let proto_ok =
+            protobuf::decode_client(&with(None, send(Some("g:x1"), 0, Some(meta)))).is_ok();
+        assert_eq!(json_ok, proto_ok, "the codecs disagree on meta {meta}");
+    }
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    let bytes = with(None, send(Some("g:x1"), 0, Some(&deep)));
+    assert!(matches!(
+        protobuf::decode_client(&bytes),
+        Err(DecodeError::Invalid { .. })
+    ));
+}

@@ -22,7 +22,7 @@ use crate::reload::{ReloadError, Reloaded};
 use crate::service::cluster::ClusterLink;
 use crate::service::moderation::WordFilter;
 use crate::service::{Hub, LiveFigures, SessionRegistry};
-use crate::state::{AppState, Lifecycle};
+use crate::state::{AppState, Lifecycle, ServerState};
 use tern_cluster::local::LocalNode;
 use tern_cluster::redis::{RedisCluster, RedisOptions};
 
@@ -96,7 +96,7 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
         ("", _) | (_, "") => None,
         (cert, key) => Some(crate::tls::CertStore::load(cert, key).context("loading TLS files")?),
     };
-    Ok(AppState {
+    Ok(AppState::new(ServerState {
         tls,
         abuse_limits,
         config,
@@ -104,7 +104,7 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
         auth,
         hub,
         lifecycle,
-    })
+    }))
 }
 
 /// The bus and directory of this node: Redis in cluster mode, else an

@@ -121,8 +121,8 @@ pub struct ServeArgs {
     /// HTTP API + WebSocket listen address [env: TERN_HTTP_ADDR] [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
-    /// Raw TCP gateway address, or `off`; not yet available in this version
-    /// (nothing listens) [env: TERN_TCP_ADDR] [default: 127.0.0.1:7070].
+    /// Raw TCP gateway address (`TRN1` preface, protobuf frames), or `off`
+    /// [env: TERN_TCP_ADDR] [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR|off")]
     pub tcp: Option<String>,
     /// Data directory [env: TERN_DATA_DIR] [default: ./tern-data].

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod reload;
 pub mod service;
 pub mod state;
+pub mod telemetry;
 pub mod tls;
 pub mod tools;
 

@@ -29,8 +29,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e.message()),
     };
-    let log = match logging::init(&config.log) {
-        Ok(handle) => handle,
+    let (log, telemetry) = match logging::init_with_tracing(&config.log, &config.tracing) {
+        Ok(installed) => installed,
         Err(e) => return usage_error(&format!("invalid log settings: {e}")),
     };
     for var in config::load::unrecognized_env_vars() {
@@ -46,7 +46,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(config, args.clone(), Some(log))) {
+    let outcome = runtime.block_on(app::run(config, args.clone(), Some(log)));
+    // The last spans leave after the drain, outside the runtime (it blocks).
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tern stopped");

@@ -2,7 +2,11 @@
 //! and bucket layouts, and the process-wide recorder behind `GET /metrics`.
 //!
 //! The recorder is installed once per process ([`handle`]); tests start many
-//! servers in one process and all share it.
+//! servers in one process and all share it. At install every family is
+//! described and registered (counters at zero, with the label values the
+//! code uses), so the first scrape already shows all of them; a scrape also
+//! refreshes the process metrics (`process_*`, read from /proc).
+//! docs/operations.md has the reference table of every metric.
 
 use std::sync::OnceLock;
 
@@ -29,8 +33,18 @@ pub const RATE_LIMITED: &str = "tern_rate_limited_total";
 pub const SLOW_CONSUMER_CLOSES: &str = "tern_slow_consumer_closes_total";
 /// Refused tokens and logins (counter, label `reason`).
 pub const AUTH_FAILURES: &str = "tern_auth_failures_total";
-/// HTTP API requests (counter, labels `status`).
+/// HTTP requests answered (counter, labels `method`, `route` = the route
+/// template or `unmatched`, `status_class` = `2xx` …).
 pub const HTTP_REQUESTS: &str = "tern_http_requests_total";
+/// Time to answer an HTTP request, seconds (histogram, labels as
+/// [`HTTP_REQUESTS`]).
+pub const HTTP_REQUEST_SECONDS: &str = "tern_http_request_duration_seconds";
+/// Gauge = 1, label `version`: the running build.
+pub const BUILD_INFO: &str = "tern_build_info";
+/// Gauge: sends waiting for the group-commit writer (set at each scrape).
+pub const WRITER_QUEUE: &str = "tern_writer_queue_depth";
+/// Gauge: offline push events waiting for the webhook (set at each scrape).
+pub const PUSH_QUEUE: &str = "tern_push_queue_depth";
 /// Offline push events the webhook accepted (counter).
 pub const PUSH_EVENTS_SENT: &str = "tern_push_events_sent_total";
 /// Failed webhook POSTs that were retried (counter).
@@ -68,6 +82,8 @@ const BATCH_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// Reads the process metrics (RSS, CPU, fds, threads, start time).
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 
 /// The process-wide Prometheus recorder, installed on first call. `None`
 /// when another global recorder was installed first (metrics then go there).
@@ -81,6 +97,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 pub fn render() -> String {
     match handle() {
         Some(h) => {
+            if let Some(process) = PROCESS.get() {
+                process.collect();
+            }
             h.run_upkeep();
             h.render()
         }
@@ -98,6 +117,8 @@ fn install() -> Option<PrometheusHandle> {
     match built {
         Ok(handle) => {
             describe();
+            describe_operator_pack();
+            register_all();
             Some(handle)
         }
         Err(e) => {
@@ -171,6 +192,95 @@ fn describe() {
         MODERATION,
         "Sends that hit the banned-word filter, by action (reject, mask)."
     );
+}
+
+/// Describes the families added by the operator pack and starts the
+/// process collector.
+fn describe_operator_pack() {
+    describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method, route template and status class."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; label version is the running build.");
+    describe_gauge!(WRITER_QUEUE, "Sends waiting for the group-commit writer.");
+    describe_gauge!(PUSH_QUEUE, "Offline push events waiting for the webhook.");
+    let process = PROCESS.get_or_init(metrics_process::Collector::default);
+    process.describe();
+    process.collect();
+}
+
+/// The label values each labelled counter is recorded with.
+const KNOWN_LABELS: &[(&str, &str, &[&str])] = &[
+    (
+        RATE_LIMITED,
+        "transport",
+        &["ws", "ws_upgrade", "accept", "http", "http_login"],
+    ),
+    (
+        AUTH_FAILURES,
+        "reason",
+        &[
+            "expired_token",
+            "invalid_token",
+            "bad_subject",
+            "bad_password",
+            "unknown_user",
+            "banned",
+        ],
+    ),
+    (MODERATION, "action", &["reject", "mask"]),
+    (
+        PUSH_EVENTS_DROPPED,
+        "reason",
+        &["queue_full", "retries_exhausted", "shutdown"],
+    ),
+];
+
+/// Counters the code increments without labels.
+const PLAIN_COUNTERS: &[&str] = &[
+    MESSAGES_STORED,
+    PUSHES_DELIVERED,
+    SLOW_CONSUMER_CLOSES,
+    PUSH_EVENTS_SENT,
+    PUSH_RETRIES,
+    CLUSTER_PUBLISH_FAILED,
+    CLUSTER_INBOUND_DROPPED,
+    CLUSTER_BAD_ENVELOPE,
+    RESYNCS_SENT,
+    CLUSTER_BARRIER_TIMEOUTS,
+    CONNECTIONS_SHED,
+];
+
+/// Registers every family: counters at zero, gauges at their idle value,
+/// histograms empty, so dashboards and alerts see them before any traffic.
+fn register_all() {
+    for name in PLAIN_COUNTERS {
+        metrics::counter!(*name).increment(0);
+    }
+    for (name, label, values) in KNOWN_LABELS {
+        for value in *values {
+            metrics::counter!(*name, *label => *value).increment(0);
+        }
+    }
+    for transport in ["ws", "tcp"] {
+        metrics::gauge!(CONNECTIONS, "transport" => transport).increment(0.0);
+    }
+    for gauge in [SESSIONS, HTTP_CONNECTIONS, WRITER_QUEUE, PUSH_QUEUE] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for name in [SEND_ACK_SECONDS, STORE_COMMIT_SECONDS, STORE_BATCH_SIZE] {
+        let _ = metrics::histogram!(name);
+    }
+    // The first scrape's own series; HTTP families exist from then on.
+    let first = [
+        ("method", "GET"),
+        ("route", "/metrics"),
+        ("status_class", "2xx"),
+    ];
+    metrics::counter!(HTTP_REQUESTS, &first).increment(0);
+    let _ = metrics::histogram!(HTTP_REQUEST_SECONDS, &first);
 }
 
 #[cfg(test)]

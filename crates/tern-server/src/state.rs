@@ -13,9 +13,28 @@ use crate::config::Config;
 use crate::gateway::AbuseLimits;
 use crate::service::Hub;
 
-/// Shared state of one server.
+/// The cheap handle on one server's shared state: one pointer, so each
+/// connection's future holds 8 bytes for it however many parts it names.
+/// Fields are reached through `Deref` (`state.hub`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<ServerState>);
+
+impl AppState {
+    pub fn new(state: ServerState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = ServerState;
+
+    fn deref(&self) -> &ServerState {
+        &self.0
+    }
+}
+
+/// Shared state of one server.
+pub struct ServerState {
     /// The configuration at start. Reloadable keys are read through
     /// `hub.config()`, the configuration in effect.
     pub config: Arc<Config>,

@@ -656,7 +656,11 @@ async fn postgres_cut_off_from_the_cluster_and_back() {
     for node in &c.nodes {
         let started = Instant::now();
         while common::try_http(node.addr, "GET", "/readyz").await != Some(503) {
-            assert!(started.elapsed() < Duration::from_secs(10), "{} ready", node.id);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} ready",
+                node.id
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -666,7 +670,13 @@ async fn postgres_cut_off_from_the_cluster_and_back() {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let f = send(&mut alice, &format!("r{attempt}"), json!({"to":"bob"}), "after").await;
+        let f = send(
+            &mut alice,
+            &format!("r{attempt}"),
+            json!({"to":"bob"}),
+            "after",
+        )
+        .await;
         if f["type"] == "ack" {
             acked.push(f["seq"].as_u64().unwrap());
             break;
@@ -678,7 +688,11 @@ async fn postgres_cut_off_from_the_cluster_and_back() {
     for node in &c.nodes {
         let started = Instant::now();
         while common::try_http(node.addr, "GET", "/readyz").await != Some(200) {
-            assert!(started.elapsed() < Duration::from_secs(15), "{} not ready", node.id);
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{} not ready",
+                node.id
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -694,7 +708,11 @@ async fn postgres_cut_off_from_the_cluster_and_back() {
     for seq in &acked {
         assert!(seqs.contains(seq), "acked {seq} missing: {seqs:?}");
     }
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gap-free");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gap-free"
+    );
     c.stop().await;
 }
 

@@ -11,7 +11,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use tern_server::auth::Authenticator;
 use tern_server::service::Hub;
-use tern_server::state::Lifecycle;
+use tern_server::state::{Lifecycle, ServerState};
 use tern_server::{AppState, Config};
 use tower::ServiceExt;
 
@@ -53,7 +53,7 @@ async fn ctx_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Ctx {
     let store = tern_store::open(&url, Default::default()).await.unwrap();
     let config = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&config, store.clone()).await.unwrap());
-    let state = AppState {
+    let state = AppState::new(ServerState {
         hub: Hub::new(
             config.clone(),
             store.clone(),
@@ -65,7 +65,7 @@ async fn ctx_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Ctx {
         auth,
         lifecycle: Arc::new(Lifecycle::default()),
         tls: None,
-    };
+    });
     Ctx {
         app: tern_server::http::router(state.clone()),
         state,

@@ -240,11 +240,18 @@ async fn shutdown_flushes_queued_events() {
 }
 
 /// Polls the metrics text until it contains `needle`.
+/// Waits until the series `needle` (name and labels) is above zero: every
+/// family is registered at zero from the start.
 async fn wait_metric(needle: &str) {
     let give_up = tokio::time::Instant::now() + WAIT;
     loop {
         let text = tern_server::metrics::render();
-        if text.contains(needle) {
+        let positive = text.lines().any(|l| {
+            l.strip_prefix(needle)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|v| v > 0.0)
+        });
+        if positive {
             return;
         }
         assert!(

@@ -254,7 +254,11 @@ async fn tcp_sends_are_rate_limited_like_websocket_ones() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(limited, Some(2), "the burst of 2 passes, the third is limited");
+    assert_eq!(
+        limited,
+        Some(2),
+        "the burst of 2 passes, the third is limited"
+    );
     s.shutdown().await;
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tern_proto::{ConvId, ConvSummary, Message};
+use tracing::Instrument;
 
 use crate::{
     Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, ReadOutcome, RoleOutcome,
@@ -30,14 +31,27 @@ impl Bounded {
 
     async fn within<T>(
         &self,
-        what: &str,
+        what: &'static str,
         op: impl Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
+        let op = op.instrument(store_span(what));
         match tokio::time::timeout(self.limit, op).await {
             Ok(result) => result,
             Err(_) => Err(timed_out(what, self.limit)),
         }
     }
+}
+
+/// The trace span of one store call. The target is tern-server's
+/// `telemetry::SPAN_TARGET`: with tracing off no layer wants it and the
+/// span is never built.
+fn store_span(what: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        target: "tern::trace",
+        "store",
+        otel.name = %format_args!("store.{what}"),
+        db.operation.name = what,
+    )
 }
 
 fn timed_out(what: &str, limit: Duration) -> StoreError {
@@ -85,7 +99,8 @@ impl Store for Bounded {
 
     async fn append(&self, batch: Vec<NewMessage>) -> Vec<StoreResult<Appended>> {
         let n = batch.len();
-        match tokio::time::timeout(self.limit, self.inner.append(batch)).await {
+        let op = self.inner.append(batch).instrument(store_span("append"));
+        match tokio::time::timeout(self.limit, op).await {
             Ok(results) => results,
             Err(_) => (0..n)
                 .map(|_| Err(timed_out("append", self.limit)))

@@ -1,6 +1,6 @@
 //! `history`: fill a direct conversation with N messages (raw client, W in
 //! flight), then read the whole history `--rounds` times with `tern-client`
-//! (`sync` pages of `--page` after seq 0): messages/s read and the latency
+//! over the run's transport (`sync` pages of `--page` after seq 0): messages/s read and the latency
 //! of one page. With several hosts the writer (user 0) writes through the
 //! first host and the reader (user 1) reads through the second.
 
@@ -56,7 +56,7 @@ pub async fn run(common: &Common, args: &HistoryArgs) -> anyhow::Result<Report> 
         report.error(e);
     }
 
-    let url = format!("ws://{}/ws", read_target.host);
+    let url = read_target.client_url();
     let token = crate::token::mint(&common.jwt_secret, &reader)?;
     let cfg = ClientConfig::new(url, token)
         .with_reconnect(ReconnectPolicy::disabled())

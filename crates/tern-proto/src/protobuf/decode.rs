@@ -1,6 +1,6 @@
 //! Generated protobuf types → frame types, with the validation the JSON
 //! codec applies (conversation ids through [`ConvId::parse`], `meta` through
-//! [`Meta::from_json`], known enum values, required nested objects).
+//! [`Meta::from_client_json`], known enum values, required nested objects).
 //!
 //! Each frame conversion takes the request id as `&mut Option<RequestId>`
 //! and moves it into the frame only as the last field of a successful arm,
@@ -67,7 +67,7 @@ fn conv(field: &str, s: &str) -> Res<ConvId> {
 }
 
 fn meta(text: Option<String>) -> Res<Option<Meta>> {
-    text.map(|t| Meta::from_json(&t)).transpose()
+    text.map(|t| Meta::from_client_json(&t)).transpose()
 }
 
 fn kind(k: i32) -> Res<MessageKind> {

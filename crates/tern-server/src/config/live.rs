@@ -94,6 +94,10 @@ pub const RESTART_ONLY: &[&str] = &[
     // is decided at start.
     "push.webhook_url",
     "push.queue_capacity",
+    // The tracer and its exporter are installed once, with the subscriber.
+    "tracing.otlp_endpoint",
+    "tracing.sample_ratio",
+    "tracing.service_name",
 ];
 
 /// The restart-only keys that differ between `old` and `new`.
@@ -224,6 +228,7 @@ mod tests {
                 toml::Value::String(s) => toml::Value::String(format!("{s}x")),
                 toml::Value::Integer(n) => toml::Value::Integer(n + 1),
                 toml::Value::Boolean(b) => toml::Value::Boolean(!b),
+                toml::Value::Float(f) => toml::Value::Float(f / 2.0),
                 toml::Value::Array(items) => {
                     let mut items = items.clone();
                     items.push(toml::Value::String("10.0.0.0/8".into()));

@@ -36,55 +36,77 @@ pub struct ConnParams {
     pub codec: Option<Codec>,
 }
 
-/// Runs a connection to its end.
-pub async fn serve<T: Transport>(state: AppState, transport: T, params: ConnParams) {
+/// The future that runs a connection to its end.
+///
+/// Not an `async fn`: an async fn keeps its arguments in its own state for
+/// its whole life, so the transport (the largest part of a connection)
+/// would be held twice, once there and once in the session's future. Built
+/// here synchronously, every value lives in one place only.
+pub fn serve<T: Transport>(
+    state: AppState,
+    transport: T,
+    params: ConnParams,
+) -> impl std::future::Future<Output = ()> + Send {
     let span = tracing::info_span!(
         "conn",
         peer = %params.peer,
         user = tracing::field::Empty,
         session = tracing::field::Empty
     );
-    let _gauge = ConnectionGauge::new(transport.kind());
+    let gauge = ConnectionGauge::new(transport.kind());
     // A session authenticated at the upgrade that named no codec speaks
     // JSON; otherwise the first frame decides.
     let codec = params
         .codec
         .or_else(|| params.token.as_ref().map(|_| Codec::Json));
     let link = Link::new(transport, codec, Timeouts::of(&state));
-    run(state, link, params.token).instrument(span).await;
+    run(state, link, params.token, gauge).instrument(span)
 }
 
-async fn run<T: Transport>(state: AppState, mut link: Link<T>, token: Option<String>) {
-    // Cold phases are boxed so that only the small session state stays in
-    // every idle connection's future.
-    let Some((session, hello)) = Box::pin(start_session(&state, &mut link, token)).await else {
-        return;
-    };
-    // Per-session values are taken at connect: a reload changes them for
-    // new sessions only.
-    let config = state.hub.config();
-    let limits = &config.limits;
-    let mut ctx = SessionCtx {
-        state: state.clone(),
-        session: session.clone(),
-        limiter: SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit),
-        watched: Vec::new(),
-    };
-    let greeted = Box::pin(link.write(std::slice::from_ref(&hello))).await;
-    let exit = if greeted {
-        drop(hello);
-        tracing::debug!("session started");
-        session_loop(&mut ctx, &mut link).await
-    } else {
-        Exit::Gone
-    };
-    // The session leaves the registry (and presence) before the socket's
-    // own goodbye, which may wait on a slow peer.
-    state.hub.close_session(&session, &ctx.watched);
-    match exit {
-        Exit::Gone => {}
-        Exit::Close(code) => Box::pin(link.close(code, false)).await,
-        Exit::End(read) => Box::pin(link.end(read)).await,
+/// The connection's whole life. A plain `fn` returning an `async move`
+/// block rather than an `async fn`: an async fn copies its arguments into
+/// locals and keeps both (the link twice), the block uses its captures in
+/// place.
+#[allow(clippy::manual_async_fn)]
+fn run<T: Transport>(
+    state: AppState,
+    mut link: Link<T>,
+    token: Option<String>,
+    gauge: ConnectionGauge,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let _gauge = gauge;
+        // Cold phases are boxed so that only the small session state stays in
+        // every idle connection's future.
+        let Some((session, hello)) = Box::pin(start_session(&state, &mut link, token)).await else {
+            return;
+        };
+        // Per-session values are taken at connect: a reload changes them for
+        // new sessions only.
+        let config = state.hub.config();
+        let limits = &config.limits;
+        let mut ctx = SessionCtx {
+            state: state.clone(),
+            session: session.clone(),
+            limiter: SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit),
+            watched: Vec::new(),
+        };
+        let greeted = Box::pin(link.write(std::slice::from_ref(&hello))).await;
+        let exit = if greeted {
+            drop(hello);
+            tracing::debug!("session started");
+            session_loop(&mut ctx, &mut link).await
+        } else {
+            Exit::Gone
+        };
+        // The session leaves the registry (and presence) before the socket's
+        // own goodbye, which may wait on a slow peer.
+        state.hub.close_session(&session, &ctx.watched);
+        match exit {
+            Exit::Gone => {}
+            Exit::Close(code) => Box::pin(link.close(code, false)).await,
+            Exit::End(read) => Box::pin(link.end(read)).await,
+        }
     }
 }
 
@@ -142,7 +164,7 @@ async fn authenticate<T: Transport>(
             return None;
         };
         let frame = match read {
-            Read::Frame(frame) => frame,
+            Read::Frame(frame) => *frame,
             Read::Invalid(reply) => {
                 link.write(&[reply]).await;
                 continue;
@@ -177,9 +199,9 @@ async fn authenticate<T: Transport>(
 
 /// The authenticated part of the connection.
 async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) -> Exit {
-    let state = ctx.state.clone();
     let session = ctx.session.clone();
-    let idle = Duration::from_millis(state.hub.config().limits.idle_timeout_ms);
+    let drain = ctx.state.lifecycle.drain.clone();
+    let idle = Duration::from_millis(ctx.state.hub.config().limits.idle_timeout_ms);
     let idle_timer = sleep_until(Instant::now() + idle);
     tokio::pin!(idle_timer);
     // Allocated only once draining starts: most connections never drain.
@@ -209,7 +231,7 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
                     Read::Invalid(reply) => { session.push_encoded(reply); }
                     Read::Frame(frame) => {
                         // Boxed so store calls do not bloat every idle connection's future.
-                        if let Flow::Close(code) = Box::pin(ctx.handle(frame)).await {
+                        if let Flow::Close(code) = Box::pin(ctx.handle(*frame)).await {
                             closing = true;
                             session.outbox.close(code);
                         }
@@ -220,9 +242,9 @@ async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) ->
             () = &mut idle_timer => {
                 return Exit::Close(CloseCode::IdleTimeout);
             }
-            () = state.lifecycle.drain.cancelled(), if !draining => {
+            () = drain.cancelled(), if !draining => {
                 draining = true;
-                let limits = state.hub.config().limits.clone();
+                let limits = ctx.state.hub.config().limits.clone();
                 let goaway = ServerFrame::Goaway { reconnect_ms: limits.goaway_reconnect_ms };
                 session.push_frame(&goaway);
                 let deadline = Duration::from_millis(limits.drain_timeout_ms);
@@ -305,5 +327,84 @@ impl ConnectionGauge {
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
         metrics::gauge!(crate::metrics::CONNECTIONS, "transport" => self.0).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::gateway::ws::WsTransport;
+
+    /// What every idle WebSocket connection holds, printed (run with
+    /// `--nocapture`): the boxed session future is most of it.
+    #[tokio::test]
+    async fn idle_connection_state_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::Config {
+            data_dir: dir.path().to_string_lossy().into_owned(),
+            jwt_secret: "0123456789abcdef0123456789abcdef".into(),
+            ..crate::Config::default()
+        };
+        let state = crate::app::build_state(cfg, "127.0.0.1:1".parse().unwrap())
+            .await
+            .unwrap();
+        let (a, _b) = tokio::io::duplex(64);
+        let ws = tokio_websockets::ServerBuilder::new().serve(a);
+        let t = WsTransport::new(ws, Duration::from_secs(1));
+        eprintln!("WsTransport {}", std::mem::size_of_val(&t));
+        let mut link = Link::new(t, None, Timeouts::of(&state));
+        eprintln!("Link {}", std::mem::size_of_val(&link));
+        eprintln!("Read {}", std::mem::size_of::<Read>());
+        eprintln!("Exit {}", std::mem::size_of::<Exit>());
+        eprintln!("ClientFrame {}", std::mem::size_of::<ClientFrame>());
+        eprintln!("Sleep {}", std::mem::size_of::<Sleep>());
+        eprintln!("SendLimiter {}", std::mem::size_of::<SendLimiter>());
+        {
+            let f = link.read();
+            eprintln!("link.read() {}", std::mem::size_of_val(&f));
+        }
+        let session = state.hub.open_session_with("u", Codec::Json);
+        let mut ctx = SessionCtx {
+            state: state.clone(),
+            session: session.clone(),
+            limiter: SendLimiter::new(1, 1, 1),
+            watched: Vec::new(),
+        };
+        {
+            let mut out = Vec::new();
+            let f = session.outbox.drain_into(&mut out);
+            eprintln!("drain_into {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = state.lifecycle.drain.cancelled();
+            eprintln!("cancelled {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = session_loop(&mut ctx, &mut link);
+            eprintln!("session_loop {}", std::mem::size_of_val(&f));
+        }
+        let (a, _b) = tokio::io::duplex(64);
+        let ws = tokio_websockets::ServerBuilder::new().serve(a);
+        let t = WsTransport::new(ws, Duration::from_secs(1));
+        let params = ConnParams {
+            peer: "127.0.0.1:2".parse().unwrap(),
+            token: None,
+            codec: None,
+        };
+        let f = serve(state.clone(), t, params);
+        eprintln!("serve {}", std::mem::size_of_val(&f));
+        drop(f);
+        let (a, _b) = tokio::io::duplex(64);
+        let ws = tokio_websockets::ServerBuilder::new().serve(a);
+        let link = Link::new(
+            WsTransport::new(ws, Duration::from_secs(1)),
+            None,
+            Timeouts::of(&state),
+        );
+        let f = run(state.clone(), link, None, ConnectionGauge::new("ws"));
+        eprintln!("run {}", std::mem::size_of_val(&f));
+        eprintln!("SessionCtx {}", std::mem::size_of::<SessionCtx>());
+        eprintln!("AppState {}", std::mem::size_of::<AppState>());
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tern_proto::{ClientFrame, CloseCode, RequestId, ServerFrame};
+use tracing::Instrument;
 
 use super::limiter::{SendLimiter, Verdict};
 use crate::service::{ServiceError, Session};
@@ -69,7 +70,17 @@ impl SessionCtx {
             }
             ClientFrame::Send(f) => {
                 self.admit_send()?;
+                // A trace of its own per send (not one per connection).
+                let span = tracing::info_span!(
+                    target: crate::telemetry::SPAN_TARGET,
+                    parent: None,
+                    "send",
+                    user = %user,
+                    session = self.session.id,
+                    conv = tracing::field::Empty,
+                );
                 hub.submit_send(&self.session, f.id.clone(), f)
+                    .instrument(span)
                     .await
                     .map_err(go_on)?;
                 None

@@ -16,7 +16,9 @@ pub use tern_proto::Codec;
 
 /// What one read gave.
 pub enum Read {
-    Frame(ClientFrame),
+    /// Boxed: a frame is large and rare next to the idle wait every
+    /// connection's future is sized for.
+    Frame(Box<ClientFrame>),
     /// Decodable but not a valid frame: this answer, and the connection
     /// stays open.
     Invalid(Bytes),
@@ -123,7 +125,7 @@ impl<T: Transport> Link<T> {
             return Read::Fatal(self.encode(&malformed(message.into())));
         }
         match codec.decode_client(bytes) {
-            Ok(frame) => Read::Frame(frame),
+            Ok(frame) => Read::Frame(Box::new(frame)),
             Err(DecodeError::Invalid { id, message }) => {
                 Read::Invalid(self.encode(&ServerFrame::error(id, ErrorCode::BadRequest, message)))
             }

@@ -8,7 +8,7 @@ mod limiter;
 mod link;
 pub mod tcp;
 pub mod transport;
-mod upgrade;
+pub mod upgrade;
 mod ws;
 
 pub use abuse_limits::{AbuseLimits, ConnectionSlot, Refused};

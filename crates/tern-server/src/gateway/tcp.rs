@@ -8,20 +8,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use tern_proto::framing::{self, FrameReader, Space, TooLarge};
 use tern_proto::{CloseCode, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Codec, ConnParams, Timeouts};
 use super::transport::{close_error_code, Incoming, RecvError, Transport};
-use crate::listener::SocketCaps;
+use crate::listener::{SocketCaps, SocketPermit};
 use crate::state::AppState;
 
 /// The preface a TCP client sends first.
-pub const PREFACE: &[u8; 4] = b"TRN1";
+pub use tern_proto::framing::PREFACE;
 
 /// Accepts TCP clients until `stop`; each connection runs as a tracked
 /// connection task, so the drain waits for it.
@@ -53,60 +54,89 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let task_state = state.clone();
-        let tls = tls.clone();
-        state.lifecycle.connections.spawn(async move {
-            let _permit = permit;
-            match tls {
-                None => Box::pin(connection(task_state, stream, peer)).await,
-                Some(acceptor) => {
-                    let limits = task_state.hub.config().limits.clone();
-                    let limit = Duration::from_millis(limits.auth_timeout_ms);
-                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => Box::pin(connection(task_state, tls, peer)).await,
-                        _ => tracing::debug!(%peer, "tcp: TLS handshake failed or timed out"),
-                    }
-                }
-            }
-        });
+        // Two task shapes: a plain connection's task is never sized for a
+        // TLS handshake it does not do.
+        let connections = &state.lifecycle.connections;
+        match &tls {
+            None => connections.spawn(connection(state.clone(), stream, peer, permit)),
+            Some(acceptor) => connections.spawn(secured(
+                state.clone(),
+                acceptor.clone(),
+                stream,
+                peer,
+                permit,
+            )),
+        };
     }
 }
 
-/// One TCP connection: the preface, then the session.
-async fn connection<S: Stream>(state: AppState, mut stream: S, peer: SocketAddr) {
-    let config = state.hub.config();
-    let limit = Duration::from_millis(config.limits.auth_timeout_ms);
-    let mut preface = [0u8; 4];
-    match tokio::time::timeout(limit, stream.read_exact(&mut preface)).await {
-        Ok(Ok(_)) if &preface == PREFACE => {}
-        // Not tern (or too slow to say so): no frame, just close.
-        _ => {
-            tracing::debug!(%peer, "tcp: bad or missing preface");
-            return;
-        }
+/// A TLS connection: the handshake (bounded by `limits.auth_timeout_ms`),
+/// then the connection itself, boxed so that the handshake's state and the
+/// session's never share one allocation.
+async fn secured(
+    state: AppState,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: SocketPermit,
+) {
+    let limit = Duration::from_millis(state.hub.config().limits.auth_timeout_ms);
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Box::pin(connection(state, tls, peer, permit)).await,
+        _ => tracing::debug!(%peer, "tcp: TLS handshake failed or timed out"),
     }
-    let transport = TcpTransport::new(stream, config.limits.max_frame_bytes, Timeouts::of(&state));
-    let params = ConnParams {
-        peer,
-        token: None,
-        codec: Some(Codec::Proto),
-    };
-    conn::serve(state, transport, params).await;
+}
+
+/// One TCP connection: the preface, then the session. A plain `fn`
+/// returning an `async move` block, not an `async fn`: an async fn keeps a
+/// second copy of its arguments for its whole life, and this future is
+/// what every idle TCP connection holds.
+#[allow(clippy::manual_async_fn)]
+fn connection<S: Stream>(
+    state: AppState,
+    mut stream: S,
+    peer: SocketAddr,
+    permit: SocketPermit,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let _permit = permit;
+        let (limit, max_frame) = {
+            let config = state.hub.config();
+            (
+                Duration::from_millis(config.limits.auth_timeout_ms),
+                config.limits.max_frame_bytes,
+            )
+        };
+        let mut preface = [0u8; 4];
+        match tokio::time::timeout(limit, stream.read_exact(&mut preface)).await {
+            Ok(Ok(_)) if &preface == PREFACE => {}
+            // Not tern (or too slow to say so): no frame, just close.
+            _ => {
+                tracing::debug!(%peer, "tcp: bad or missing preface");
+                return;
+            }
+        }
+        let transport = TcpTransport::new(stream, max_frame, Timeouts::of(&state));
+        let params = ConnParams {
+            peer,
+            token: None,
+            codec: Some(Codec::Proto),
+        };
+        conn::serve(state, transport, params).await;
+    }
 }
 
 /// What a TCP connection runs on: a socket, or TLS over one.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
 
-/// A TCP connection as a [`Transport`]: length-prefixed frames.
+/// A TCP connection as a [`Transport`]: length-prefixed frames, cut by
+/// [`FrameReader`] (shared with the fuzz targets, so what is fuzzed is what
+/// runs).
 pub struct TcpTransport<S> {
     stream: S,
-    /// The length prefix being read, and how much of it has arrived.
-    head: [u8; 4],
-    head_read: u8,
-    /// The body being read (capacity = its length); empty while idle.
-    body: Vec<u8>,
-    max_frame: u32,
+    /// The frame being read.
+    frames: FrameReader,
     /// Frames queued by `feed`, written by `flush`.
     out: Vec<Bytes>,
     times: Timeouts,
@@ -116,10 +146,7 @@ impl<S: Stream> TcpTransport<S> {
     pub fn new(stream: S, max_frame: usize, times: Timeouts) -> Self {
         Self {
             stream,
-            head: [0; 4],
-            head_read: 0,
-            body: Vec::new(),
-            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
+            frames: FrameReader::new(max_frame),
             out: Vec::new(),
             times,
         }
@@ -129,44 +156,30 @@ impl<S: Stream> TcpTransport<S> {
     /// lives in `self`, so a `select!` that drops the future loses nothing.
     async fn read_some(&mut self) -> Result<Option<Bytes>, RecvError> {
         let io = |e: std::io::Error| RecvError::Io(e.to_string());
-        if self.head_read < 4 {
-            let n = self
-                .stream
-                .read(&mut self.head[usize::from(self.head_read)..])
-                .await
-                .map_err(io)?;
-            if n == 0 {
-                return Err(RecvError::Io("end of stream".into()));
+        let too_large = |e: TooLarge| RecvError::TooLarge {
+            len: e.len as usize,
+            max: e.max as usize,
+        };
+        match self.frames.space().map_err(too_large)? {
+            Space::Head(head) => {
+                let n = self.stream.read(head).await.map_err(io)?;
+                if n == 0 {
+                    return Err(RecvError::Io("end of stream".into()));
+                }
+                self.frames.filled_head(n).map_err(too_large)
             }
-            self.head_read += n as u8;
-            if self.head_read < 4 {
-                return Ok(None);
-            }
-            let len = u32::from_be_bytes(self.head);
-            if len > self.max_frame {
-                return Err(RecvError::TooLarge {
-                    len: len as usize,
-                    max: self.max_frame as usize,
-                });
-            }
-            self.body = Vec::with_capacity(len as usize);
-        }
-        let want = self.body.capacity() - self.body.len();
-        if want > 0 {
-            let n = (&mut self.stream)
-                .take(want as u64)
-                .read_buf(&mut self.body)
-                .await
-                .map_err(io)?;
-            if n == 0 {
-                return Err(RecvError::Io("end of stream inside a frame".into()));
+            Space::Body { buf, want } => {
+                let n = (&mut self.stream)
+                    .take(want as u64)
+                    .read_buf(buf)
+                    .await
+                    .map_err(io)?;
+                if n == 0 {
+                    return Err(RecvError::Io("end of stream inside a frame".into()));
+                }
+                Ok(self.frames.filled_body())
             }
         }
-        if self.body.len() < self.body.capacity() {
-            return Ok(None);
-        }
-        self.head_read = 0;
-        Ok(Some(Bytes::from(std::mem::take(&mut self.body))))
     }
 }
 
@@ -182,7 +195,7 @@ impl<S: Stream> Transport for TcpTransport<S> {
                 }
                 Ok(None) => continue,
                 // A clean end between frames is the peer leaving.
-                Err(RecvError::Io(_)) if self.head_read == 0 => return None,
+                Err(RecvError::Io(_)) if self.frames.is_between_frames() => return None,
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -200,8 +213,7 @@ impl<S: Stream> Transport for TcpTransport<S> {
         let total: usize = self.out.iter().map(|f| f.len() + 4).sum();
         let mut buf = BytesMut::with_capacity(total);
         for frame in self.out.drain(..) {
-            buf.put_u32(u32::try_from(frame.len()).unwrap_or(u32::MAX));
-            buf.put_slice(&frame);
+            framing::put_frame(&mut buf, &frame);
         }
         if self.out.capacity() > 64 {
             self.out.shrink_to(8);

@@ -2,7 +2,8 @@
 //! codec (subprotocol `tern.json`/`tern.proto` or `?codec=`), reads a token
 //! from the `Authorization` header or `?token=`, answers 101 and hands the
 //! upgraded socket to a tracked connection task. An address over its
-//! connection count or connect rate gets 429 instead.
+//! connection count or connect rate gets 429 instead. The request readers
+//! are pure and public for the fuzz targets (docs/fuzzing.md).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ pub async fn ws_handler(
 }
 
 /// `Sec-WebSocket-Accept` for a valid version-13 upgrade request.
-fn accept_key(headers: &HeaderMap) -> Option<String> {
+pub fn accept_key(headers: &HeaderMap) -> Option<String> {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -137,7 +138,7 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 /// The codec chosen at the upgrade, and the subprotocol to name in the
 /// answer: the first `tern.*` subprotocol the client offers, else
 /// `?codec=`, else none (the first frame decides).
-fn choose_codec(
+pub fn choose_codec(
     headers: &HeaderMap,
     query: &str,
 ) -> Result<(Option<Codec>, Option<&'static str>), &'static str> {
@@ -162,7 +163,8 @@ fn choose_codec(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of an `Authorization: Bearer <jwt>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
@@ -171,7 +173,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A percent-decoded query parameter.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == name).then(|| percent_decode(v))

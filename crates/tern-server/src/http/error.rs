@@ -73,11 +73,9 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
 /// Middleware (`map_response`): rewrites any error response that is not
 /// already JSON (axum's plain-text rejections, empty 404/405s, body-limit
 /// 413s from extractors we did not write) into the error shape, keeping its
-/// status and headers such as `Allow`. Also counts responses by status.
+/// status and headers such as `Allow`. (`observe` counts the responses.)
 pub async fn json_errors(res: Response) -> Response {
     let status = res.status();
-    metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => status.as_str().to_owned())
-        .increment(1);
     if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
         return res;
     }

@@ -67,7 +67,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"),
     )
 )]
-pub async fn metrics() -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let depths = state.hub.queue_depths();
+    metrics::gauge!(crate::metrics::WRITER_QUEUE).set(depths.writer as f64);
+    metrics::gauge!(crate::metrics::PUSH_QUEUE).set(depths.push as f64);
     (
         [(
             header::CONTENT_TYPE,

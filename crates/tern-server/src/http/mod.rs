@@ -9,8 +9,10 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod observe;
 pub mod openapi;
 pub mod origin;
+pub mod profile;
 pub mod ui;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
@@ -50,12 +52,15 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(profile::PATH, get(profile::profile))
         .merge(extra)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), origin::cors))
         .layer(middleware::map_response(error::json_errors))
+        // Outermost: sees the final status and the whole time.
+        .layer(middleware::from_fn(observe::observe))
         .with_state(state)
 }
 

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::ApiError;
-use super::{accounts, admin, chat, groups, health};
+use super::{accounts, admin, chat, groups, health, profile};
 use crate::service::ServiceError;
 
 /// Every (method, path) the router serves (`http::router_with` plus the
@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/users/{user}/kick"),
     ("POST", "/api/v1/admin/tokens"),
     ("POST", "/api/v1/admin/broadcast"),
+    ("GET", "/api/v1/admin/debug/pprof/profile"),
 ];
 
 /// Name of the bearer security scheme in the document.
@@ -95,6 +96,7 @@ pub const BEARER: &str = "bearer";
         admin::kick,
         admin::tokens,
         admin::broadcast,
+        profile::profile,
     ),
     components(schemas(
         ErrorBody,

@@ -17,7 +17,8 @@ use super::{now_ms, Hub, ServiceError, ServiceResult, Session};
 
 impl Hub {
     /// Validates a WebSocket `send` and queues it; the `ack` (or `error`)
-    /// reaches the session's outbox once the message is committed.
+    /// reaches the session's outbox once the message is committed. Runs in
+    /// the send's span, which the commit, ack and fan-out are traced under.
     pub async fn submit_send(
         &self,
         session: &Arc<Session>,
@@ -31,6 +32,7 @@ impl Hub {
                 return Ok(());
             }
         };
+        tracing::Span::current().record("conv", tracing::field::display(&message.conv));
         session.pending_sends.fetch_add(1, Ordering::AcqRel);
         let reply = ReplyTo::Session {
             session: session.clone(),
@@ -72,6 +74,7 @@ impl Hub {
     /// Like [`Self::prepare_send`], but a send that fails its checks and
     /// repeats a stored (sender, cmid) is answered with the original: a
     /// repeat gets the original ack "whatever its body or target".
+    #[tracing::instrument(target = "tern::trace", name = "validate", skip_all)]
     async fn prepare_or_repeat(&self, user: &str, f: SendFrame) -> ServiceResult<Prepared> {
         let cmid = f.cmid.clone();
         let err = match self.prepare_send(user, f).await {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tern_proto::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::{Instrument, Span};
 
 use super::delivery::Delivery;
 
@@ -20,6 +21,9 @@ use super::delivery::Delivery;
 struct Job {
     message: Message,
     except: Option<u64>,
+    /// The span the message was submitted in (its send's), parent of the
+    /// `fanout` span.
+    span: Span,
 }
 
 /// Handle to the fan-out workers.
@@ -51,7 +55,11 @@ impl FanOut {
     pub async fn submit(&self, message: Message, except: Option<u64>) {
         let shard = (self.hasher.hash_one(&message.conv) as usize) % self.shards.len();
         if self.shards[shard]
-            .send(Job { message, except })
+            .send(Job {
+                message,
+                except,
+                span: Span::current(),
+            })
             .await
             .is_err()
         {
@@ -62,7 +70,12 @@ impl FanOut {
 
 async fn work(mut rx: mpsc::Receiver<Job>, delivery: Arc<Delivery>) {
     while let Some(job) = rx.recv().await {
-        delivery.message_chunked(&job.message, job.except).await;
+        let span =
+            tracing::info_span!(target: crate::telemetry::SPAN_TARGET, parent: &job.span, "fanout");
+        delivery
+            .message_chunked(&job.message, job.except)
+            .instrument(span)
+            .await;
     }
 }
 

@@ -14,6 +14,7 @@ pub mod moderation;
 pub mod outbox;
 pub mod presence;
 pub mod push;
+pub mod queues;
 pub mod registry;
 pub mod shared_frame;
 pub mod user_limits;
@@ -71,7 +72,7 @@ pub struct Hub {
     /// that order, so it is awaited by handle.
     tasks: TaskTracker,
     stop: tokio_util::sync::CancellationToken,
-    writer: RwLock<Option<mpsc::Sender<WriteRequest>>>,
+    writer: RwLock<Option<mpsc::Sender<writer::Queued>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     /// Fan-out workers; they finish once the writer is gone and their
     /// queues are delivered.
@@ -393,7 +394,12 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let closed = || ServiceError::Unavailable("server is shutting down".into());
-        tx.ok_or_else(closed)?.send(req).await.map_err(|_| closed())
+        // Queued with the current span, so the commit is traced in it.
+        let queued = writer::Queued::from(req);
+        tx.ok_or_else(closed)?
+            .send(queued)
+            .await
+            .map_err(|_| closed())
     }
 }
 

@@ -13,11 +13,13 @@ use tern_proto::{RequestId, ServerFrame};
 use tern_store::{Appended, NewMessage, Store, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::{Instrument, Span};
 
 use super::error::{ServiceError, ServiceResult};
 use super::fanout::FanOut;
 use super::registry::Session;
 use crate::metrics as m;
+use crate::telemetry::SPAN_TARGET;
 
 /// Who waits for the outcome of a send.
 pub enum ReplyTo {
@@ -37,6 +39,24 @@ pub struct WriteRequest {
     pub accepted: Instant,
 }
 
+/// A send in the writer's queue with the span it was submitted in (the
+/// `send` span of a WebSocket send, the request's span over HTTP), so its
+/// commit, ack and fan-out are traced as that span's children.
+pub struct Queued {
+    pub request: WriteRequest,
+    pub span: Span,
+}
+
+impl From<WriteRequest> for Queued {
+    /// Queued in the current span.
+    fn from(request: WriteRequest) -> Self {
+        Self {
+            request,
+            span: Span::current(),
+        }
+    }
+}
+
 /// Starts the writer task. It ends once every sender is dropped and the
 /// queue is empty, so every accepted send gets its answer.
 pub fn spawn(
@@ -44,14 +64,14 @@ pub fn spawn(
     fanout: FanOut,
     capacity: usize,
     batch_max: usize,
-) -> (mpsc::Sender<WriteRequest>, JoinHandle<()>) {
+) -> (mpsc::Sender<Queued>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let task = tokio::spawn(run(rx, store, fanout, batch_max.max(1)));
     (tx, task)
 }
 
 async fn run(
-    mut rx: mpsc::Receiver<WriteRequest>,
+    mut rx: mpsc::Receiver<Queued>,
     store: Arc<dyn Store>,
     fanout: FanOut,
     batch_max: usize,
@@ -65,11 +85,18 @@ async fn run(
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let (messages, waiting): (Vec<_>, Vec<_>) = batch
             .drain(..)
-            .map(|r| (r.message, (r.reply, r.accepted)))
+            .map(|q| {
+                (
+                    q.request.message,
+                    (q.request.reply, q.request.accepted, q.span),
+                )
+            })
             .unzip();
         let n = messages.len();
+        let (batch_span, commits) = commit_spans(&waiting, n);
         let started = Instant::now();
-        let results = store.append(messages).await;
+        let results = store.append(messages).instrument(batch_span).await;
+        drop(commits);
         metrics::histogram!(m::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::STORE_BATCH_SIZE).record(n as f64);
         if done_tx.send((waiting, results)).await.is_err() {
@@ -85,14 +112,36 @@ async fn run(
 /// Committed batches waiting to be answered while the next one commits.
 const FINISHED_BATCHES_IN_FLIGHT: usize = 2;
 
-type Committed = (Vec<(ReplyTo, Instant)>, Vec<StoreResult<Appended>>);
+type Committed = (Vec<(ReplyTo, Instant, Span)>, Vec<StoreResult<Appended>>);
+
+/// The span of one group commit, and a `commit` span per send under each
+/// send's own span, linked to the batch (which serves many traces).
+fn commit_spans(waiting: &[(ReplyTo, Instant, Span)], n: usize) -> (Span, Vec<Span>) {
+    let batch =
+        tracing::info_span!(target: SPAN_TARGET, parent: None, "writer.batch", batch_size = n);
+    if batch.is_disabled() {
+        return (batch, Vec::new());
+    }
+    let commits = waiting
+        .iter()
+        .map(|(_, _, send)| {
+            let commit =
+                tracing::info_span!(target: SPAN_TARGET, parent: send, "commit", batch_size = n);
+            commit.follows_from(&batch);
+            commit
+        })
+        .collect();
+    (batch, commits)
+}
 
 /// Answers every sender of each committed batch and fans the new messages
 /// out, batch after batch in commit order.
 async fn finish_batches(mut rx: mpsc::Receiver<Committed>, fanout: FanOut) {
     while let Some((waiting, results)) = rx.recv().await {
-        for ((reply, accepted), result) in waiting.into_iter().zip(results) {
-            finish(&fanout, reply, accepted, result).await;
+        for ((reply, accepted, span), result) in waiting.into_iter().zip(results) {
+            finish(&fanout, reply, accepted, result)
+                .instrument(span)
+                .await;
         }
     }
 }
@@ -107,6 +156,7 @@ async fn finish(fanout: &FanOut, reply: ReplyTo, accepted: Instant, result: Stor
     }
     match reply {
         ReplyTo::Session { session, id } => {
+            let ack = tracing::info_span!(target: SPAN_TARGET, "ack").entered();
             let frame = match &result {
                 Ok(a) => super::chat::ack_of(id, &a.message),
                 Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
@@ -117,6 +167,7 @@ async fn finish(fanout: &FanOut, reply: ReplyTo, accepted: Instant, result: Stor
                 session.outbox.nudge();
             }
             metrics::histogram!(m::SEND_ACK_SECONDS).record(accepted.elapsed().as_secs_f64());
+            drop(ack);
             if let Ok(a) = result {
                 if !a.duplicate {
                     fanout.submit(a.message, Some(session.id)).await;

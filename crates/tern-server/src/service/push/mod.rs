@@ -79,6 +79,11 @@ impl PushNotifier {
         }
     }
 
+    /// Events waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Applies reloaded settings: event bodies from now on, batches and
     /// retries from the next batch. `webhook_url` and `queue_capacity` are
     /// not changed (restart-only).
