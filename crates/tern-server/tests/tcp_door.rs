@@ -16,9 +16,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn server() -> (TestServer, SocketAddr) {
-    let s = TestServer::with(|c| c.tcp_addr = "127.0.0.1:0".into()).await;
-    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let s = TestServer::with(tcp_on).await;
+    let tcp = tcp_addr(&s);
     (s, tcp)
+}
+
+/// Puts the TCP door on a free port.
+fn tcp_on(c: &mut tern_server::Config) {
+    c.tcp_addr = "127.0.0.1:0".into();
+}
+
+fn tcp_addr(s: &TestServer) -> SocketAddr {
+    s.server.as_ref().unwrap().tcp_addr.unwrap()
 }
 
 async fn write_frame(s: &mut TcpStream, frame: &ClientFrame) {
@@ -173,11 +182,11 @@ async fn expect_final_error(c: &mut TcpStream) -> (tern_proto::ErrorCode, u16) {
 #[tokio::test]
 async fn a_bad_token_and_no_auth_in_time_close_with_their_codes() {
     let s = TestServer::with(|c| {
-        c.tcp_addr = "127.0.0.1:0".into();
+        tcp_on(c);
         c.limits.auth_timeout_ms = 300;
     })
     .await;
-    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let tcp = tcp_addr(&s);
     let mut c = TcpStream::connect(tcp).await.unwrap();
     c.write_all(b"TRN1").await.unwrap();
     write_frame(
@@ -203,11 +212,11 @@ async fn a_bad_token_and_no_auth_in_time_close_with_their_codes() {
 #[tokio::test]
 async fn an_idle_tcp_session_is_closed_with_4003() {
     let s = TestServer::with(|c| {
-        c.tcp_addr = "127.0.0.1:0".into();
+        tcp_on(c);
         c.limits.idle_timeout_ms = 400;
     })
     .await;
-    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let tcp = tcp_addr(&s);
     let mut c = tcp_session(tcp, "idler").await;
     let started = std::time::Instant::now();
     let (_, close) = expect_final_error(&mut c).await;
@@ -219,12 +228,12 @@ async fn an_idle_tcp_session_is_closed_with_4003() {
 #[tokio::test]
 async fn tcp_sends_are_rate_limited_like_websocket_ones() {
     let s = TestServer::with(|c| {
-        c.tcp_addr = "127.0.0.1:0".into();
+        tcp_on(c);
         c.limits.send_rate = 1;
         c.limits.send_burst = 2;
     })
     .await;
-    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let tcp = tcp_addr(&s);
     let _bob = s.connect("bob").await;
     let mut c = tcp_session(tcp, "alice").await;
     let mut limited = None;
@@ -293,11 +302,11 @@ async fn presence_pushes_reach_a_tcp_watcher_in_protobuf() {
 #[tokio::test]
 async fn a_draining_server_sends_goaway_over_tcp_then_closes() {
     let s = TestServer::with(|c| {
-        c.tcp_addr = "127.0.0.1:0".into();
+        tcp_on(c);
         c.limits.drain_timeout_ms = 300;
     })
     .await;
-    let tcp = s.server.as_ref().unwrap().tcp_addr.unwrap();
+    let tcp = tcp_addr(&s);
     let mut c = tcp_session(tcp, "leaver").await;
     let shutdown = tokio::spawn(s.shutdown());
     match read_frame(&mut c).await.unwrap() {
