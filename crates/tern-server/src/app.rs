@@ -185,6 +185,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding the TCP gateway {}", config.tcp_addr))?;
     let state = build_state(config, http_addr).await?;
+    state
+        .lifecycle
+        .tasks
+        .spawn(crate::gateway::sweep::run(state.clone()));
     let http = &state.config.http;
     let caps = SocketCaps::new(state.abuse_limits.clone(), http.max_connections);
     let tls = match &state.tls {

@@ -226,9 +226,8 @@ async fn bans_and_kicks_close_sessions_everywhere() {
     a.set_banned("erin", true).await.unwrap();
     settle().await;
     assert!(again.outbox.is_closing());
-    let mut raw = Vec::new();
     assert_eq!(
-        again.outbox.drain_into(&mut raw).await,
+        again.outbox.drain().await.1,
         tern_server::service::outbox::Drained::Close(CloseCode::Kicked)
     );
 }

@@ -9,9 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tern_proto::{ClientFrame, CloseCode, ErrorCode, RequestId, ServerFrame};
-use tokio::time::{sleep_until, timeout, Instant, Sleep};
+use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
 use super::dispatch::{Flow, SessionCtx};
@@ -60,48 +59,48 @@ pub fn serve<T: Transport>(
         .codec
         .or_else(|| params.token.as_ref().map(|_| Codec::Json));
     let link = Link::new(transport, codec, Timeouts::of(&state));
-    run(state, link, params.token, gauge).instrument(span)
+    // Boxed, and owning the link until it is done: what authentication
+    // needs (the token, its timers, the `auth_ok`) is freed once it is
+    // over instead of staying in every idle connection's future.
+    let start = Box::pin(start_session(state.clone(), link, params.token));
+    run(state, start, gauge).instrument(span)
 }
 
 /// The connection's whole life. A plain `fn` returning an `async move`
 /// block rather than an `async fn`: an async fn copies its arguments into
-/// locals and keeps both (the link twice), the block uses its captures in
-/// place.
+/// locals and keeps both, the block uses its captures in place.
 #[allow(clippy::manual_async_fn)]
-fn run<T: Transport>(
+fn run<T, F>(
     state: AppState,
-    mut link: Link<T>,
-    token: Option<String>,
+    start: Pin<Box<F>>,
     gauge: ConnectionGauge,
-) -> impl std::future::Future<Output = ()> + Send {
+) -> impl std::future::Future<Output = ()> + Send
+where
+    T: Transport,
+    F: std::future::Future<Output = Option<(Link<T>, Arc<Session>)>> + Send,
+{
     async move {
-        let _gauge = gauge;
-        // Cold phases are boxed so that only the small session state stays in
-        // every idle connection's future.
-        let Some((session, hello)) = Box::pin(start_session(&state, &mut link, token)).await else {
+        let _gauge = &gauge;
+        let Some((mut link, session)) = start.await else {
             return;
         };
         // Per-session values are taken at connect: a reload changes them for
         // new sessions only.
-        let config = state.hub.config();
-        let limits = &config.limits;
+        let limiter = {
+            let limits = &state.hub.config().limits;
+            SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit)
+        };
         let mut ctx = SessionCtx {
-            state: state.clone(),
-            session: session.clone(),
-            limiter: SendLimiter::new(limits.send_rate, limits.send_burst, limits.rate_abuse_limit),
+            state,
+            session,
+            limiter,
             watched: Vec::new(),
         };
-        let greeted = Box::pin(link.write(std::slice::from_ref(&hello))).await;
-        let exit = if greeted {
-            drop(hello);
-            tracing::debug!("session started");
-            session_loop(&mut ctx, &mut link).await
-        } else {
-            Exit::Gone
-        };
+        tracing::debug!("session started");
+        let exit = session_loop(&mut ctx, &mut link).await;
         // The session leaves the registry (and presence) before the socket's
         // own goodbye, which may wait on a slow peer.
-        state.hub.close_session(&session, &ctx.watched);
+        ctx.state.hub.close_session(&ctx.session, &ctx.watched);
         match exit {
             Exit::Gone => {}
             Exit::Close(code) => Box::pin(link.close(code, false)).await,
@@ -120,13 +119,15 @@ enum Exit {
     End(Read),
 }
 
-/// Authenticates and registers the session; returns it with its `auth_ok`.
+/// Authenticates, registers the session and writes its `auth_ok`; hands
+/// the link back with the session. During a drain the new session is told
+/// `goaway` at once.
 async fn start_session<T: Transport>(
-    state: &AppState,
-    link: &mut Link<T>,
+    state: AppState,
+    mut link: Link<T>,
     token: Option<String>,
-) -> Option<(Arc<Session>, Bytes)> {
-    let (identity, auth_id) = authenticate(state, link, token).await?;
+) -> Option<(Link<T>, Arc<Session>)> {
+    let (identity, auth_id) = authenticate(&state, &mut link, token).await?;
     tracing::Span::current().record("user", identity.user.as_str());
     let session = state.hub.open_session_with(&identity.user, link.codec());
     tracing::Span::current().record("session", session.public_id());
@@ -137,7 +138,15 @@ async fn start_session<T: Transport>(
         heartbeat_ms: state.hub.config().limits.effective_heartbeat_ms(),
         server_time: crate::service::now_ms(),
     };
-    Some((session, link.encode(&ok)))
+    let hello = link.encode(&ok);
+    if !link.write(std::slice::from_ref(&hello)).await {
+        state.hub.close_session(&session, &[]);
+        return None;
+    }
+    if state.lifecycle.is_draining() {
+        session.tell_goaway(state.hub.config().limits.goaway_reconnect_ms);
+    }
+    Some((link, session))
 }
 
 /// Waits for a valid token (from the upgrade, or in an `auth` frame).
@@ -197,61 +206,76 @@ async fn authenticate<T: Transport>(
     }
 }
 
-/// The authenticated part of the connection.
-async fn session_loop<T: Transport>(ctx: &mut SessionCtx, link: &mut Link<T>) -> Exit {
-    let session = ctx.session.clone();
-    let drain = ctx.state.lifecycle.drain.clone();
-    let idle = Duration::from_millis(ctx.state.hub.config().limits.idle_timeout_ms);
-    let idle_timer = sleep_until(Instant::now() + idle);
-    tokio::pin!(idle_timer);
-    // Allocated only once draining starts: most connections never drain.
-    let mut drain_timer: Option<Pin<Box<Sleep>>> = None;
-    let mut draining = false;
-    // Once a frame's handling decided to close, no further frame is read:
-    // the error carrying the close code is the last answer.
-    let mut closing = false;
-    let mut out: Vec<Bytes> = Vec::new();
-    loop {
-        tokio::select! {
-            drained = session.outbox.drain_into(&mut out) => {
-                let written = Box::pin(link.write(&out)).await;
-                out.clear();
-                if out.capacity() > 64 {
-                    out.shrink_to(8);
-                }
-                match drained {
-                    Drained::Frames if written => {}
-                    Drained::Frames => return Exit::Gone,
-                    Drained::Close(code) => return Box::pin(finish(&session, link, code)).await,
+/// The authenticated part of the connection: frames in, the outbox out.
+/// The idle timeout and the drain are not timed here but by the sweep
+/// ([`super::sweep`]), which closes the session through its outbox: every
+/// idle connection's future holds no timer.
+#[allow(clippy::manual_async_fn)]
+fn session_loop<'a, T: Transport>(
+    ctx: &'a mut SessionCtx,
+    link: &'a mut Link<T>,
+) -> impl std::future::Future<Output = Exit> + Send + 'a {
+    async move {
+        // Once a frame's handling decided to close, no further frame is read:
+        // the error carrying the close code is the last answer.
+        let mut closing = false;
+        loop {
+            let event = tokio::select! {
+                out = ctx.session.outbox.drain() => Event::Out(out),
+                read = link.read(), if !closing => Event::In(read),
+            };
+            // Boxed: what handling needs (store calls, writes) is not kept in
+            // every idle connection's future, only while it runs.
+            if let Some(exit) = Box::pin(on_event(ctx, link, event, &mut closing)).await {
+                return exit;
+            }
+        }
+    }
+}
+
+/// What woke the session loop.
+enum Event {
+    /// Frames to write, and what to do after.
+    Out((std::collections::VecDeque<bytes::Bytes>, Drained)),
+    /// A read from the peer.
+    In(Read),
+}
+
+/// Handles one event; `Some` ends the session loop.
+async fn on_event<T: Transport>(
+    ctx: &mut SessionCtx,
+    link: &mut Link<T>,
+    event: Event,
+    closing: &mut bool,
+) -> Option<Exit> {
+    match event {
+        Event::Out((mut frames, drained)) => {
+            let written = link.write(frames.make_contiguous()).await;
+            drop(frames);
+            match drained {
+                Drained::Frames if written => None,
+                Drained::Frames => Some(Exit::Gone),
+                Drained::Close(code) => {
+                    let session = ctx.session.clone();
+                    Some(finish(&session, link, code).await)
                 }
             }
-            read = link.read(), if !closing => {
-                idle_timer.as_mut().reset(Instant::now() + idle);
-                match read {
-                    Read::Invalid(reply) => { session.push_encoded(reply); }
-                    Read::Frame(frame) => {
-                        // Boxed so store calls do not bloat every idle connection's future.
-                        if let Flow::Close(code) = Box::pin(ctx.handle(*frame)).await {
-                            closing = true;
-                            session.outbox.close(code);
-                        }
+        }
+        Event::In(read) => {
+            ctx.session.touch();
+            match read {
+                Read::Invalid(reply) => {
+                    ctx.session.push_encoded(reply);
+                    None
+                }
+                Read::Frame(frame) => {
+                    if let Flow::Close(code) = ctx.handle(*frame).await {
+                        *closing = true;
+                        ctx.session.outbox.close(code);
                     }
-                    other => return Exit::End(other),
+                    None
                 }
-            }
-            () = &mut idle_timer => {
-                return Exit::Close(CloseCode::IdleTimeout);
-            }
-            () = drain.cancelled(), if !draining => {
-                draining = true;
-                let limits = ctx.state.hub.config().limits.clone();
-                let goaway = ServerFrame::Goaway { reconnect_ms: limits.goaway_reconnect_ms };
-                session.push_frame(&goaway);
-                let deadline = Duration::from_millis(limits.drain_timeout_ms);
-                drain_timer = Some(Box::pin(sleep_until(Instant::now() + deadline)));
-            }
-            () = wait_for(&mut drain_timer), if draining => {
-                session.outbox.close(CloseCode::GoingAway);
+                other => Some(Exit::End(other)),
             }
         }
     }
@@ -265,19 +289,20 @@ async fn finish<T: Transport>(session: &Arc<Session>, link: &mut Link<T>, code: 
         let give_up = Instant::now() + link.times().close();
         let mut rest = Vec::new();
         loop {
-            // Registered before the checks, so no push or nudge is missed.
-            let woken = session.outbox.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
             // Read before taking the queue: an ack is queued before its
-            // send stops counting as pending.
+            // send stops counting as pending, and a push after the take
+            // marks the outbox changed, so `changed` cannot miss it.
             let pending = session.pending_sends.load(Ordering::Acquire) > 0;
             session.outbox.take(&mut rest);
             if !link.write(&rest).await {
                 return Exit::Gone;
             }
             rest.clear();
-            if !pending || tokio::time::timeout_at(give_up, woken).await.is_err() {
+            if !pending
+                || tokio::time::timeout_at(give_up, session.outbox.changed())
+                    .await
+                    .is_err()
+            {
                 break;
             }
         }
@@ -306,14 +331,6 @@ async fn reject<T: Transport>(link: &mut Link<T>, id: Option<RequestId>, e: &Ser
     link.close(code, true).await;
 }
 
-/// Waits for an optional timer; never completes without one.
-async fn wait_for(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(t) => t.as_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Keeps `tern_connections{transport}` in step with live connections.
 pub struct ConnectionGauge(&'static str);
 
@@ -336,10 +353,12 @@ mod size_tests {
     use super::*;
     use crate::gateway::ws::WsTransport;
 
-    /// Every idle WebSocket connection holds the boxed future `serve`
-    /// returns: it was 2,592 bytes before the rules of docs/architecture.md
-    /// ("Memory per connection") were applied, 1,120 after. A change that
-    /// grows it past the bound fails here; `--nocapture` prints the parts.
+    /// Every idle WebSocket connection holds the future `serve` returns:
+    /// 2,592 bytes before the rules of docs/architecture.md ("Memory per
+    /// connection") were applied, 1,120 after, ~750 once authentication,
+    /// event handling and the timers left it (boxed phases, the sweep, the
+    /// outbox's waker). A change that grows it past the bound fails here;
+    /// `--nocapture` prints the parts.
     #[tokio::test]
     async fn the_idle_connection_future_stays_small() {
         let dir = tempfile::tempdir().unwrap();
@@ -382,7 +401,7 @@ mod size_tests {
         assert_eq!(std::mem::size_of::<AppState>(), 8, "one Arc");
         assert!(std::mem::size_of::<Read>() <= 64, "frames are boxed");
         assert!(
-            whole <= 1_280,
+            whole <= 800,
             "the idle connection's future grew to {whole} bytes"
         );
     }

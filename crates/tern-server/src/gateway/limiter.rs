@@ -29,9 +29,11 @@ pub struct SendLimiter {
     tokens: f64,
     refilled: Instant,
     abuse_limit: u32,
-    /// When the recent refusals happened (a true sliding minute). Empty, and
-    /// allocation-free, for sessions that behave.
-    refusals: VecDeque<Instant>,
+    /// When the recent refusals happened (a true sliding minute). `None`,
+    /// one word in every connection's future, for sessions that behave
+    /// (a bare `VecDeque` is four words in every one of them).
+    #[allow(clippy::box_collection)]
+    refusals: Option<Box<VecDeque<Instant>>>,
 }
 
 impl SendLimiter {
@@ -44,7 +46,7 @@ impl SendLimiter {
             tokens: burst,
             refilled: now,
             abuse_limit,
-            refusals: VecDeque::new(),
+            refusals: None,
         }
     }
 
@@ -58,18 +60,19 @@ impl SendLimiter {
             return Verdict::Allowed;
         }
         let retry_after_ms = (((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64;
-        while let Some(&first) = self.refusals.front() {
+        let refusals = self.refusals.get_or_insert_with(Box::default);
+        while let Some(&first) = refusals.front() {
             if now.saturating_duration_since(first) < ABUSE_WINDOW {
                 break;
             }
-            self.refusals.pop_front();
+            refusals.pop_front();
         }
-        self.refusals.push_back(now);
+        refusals.push_back(now);
         // Only the newest abuse_limit + 1 refusals matter: keep no more.
-        if self.refusals.len() > self.abuse_limit as usize + 1 {
-            self.refusals.pop_front();
+        if refusals.len() > self.abuse_limit as usize + 1 {
+            refusals.pop_front();
         }
-        if self.refusals.len() > self.abuse_limit as usize {
+        if refusals.len() > self.abuse_limit as usize {
             Verdict::Abuse { retry_after_ms }
         } else {
             Verdict::Limited { retry_after_ms }

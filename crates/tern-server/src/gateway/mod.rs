@@ -1,11 +1,13 @@
-//! The real-time gateway: WebSocket connections on `/ws` (raw TCP later),
-//! one task per connection owning its socket.
+//! The real-time gateway: WebSocket connections on `/ws` and the raw TCP
+//! door, one task per connection owning its socket, and one sweep task
+//! timing idle sessions and the drain.
 
 mod abuse_limits;
 mod conn;
 mod dispatch;
 mod limiter;
 mod link;
+pub mod sweep;
 pub mod tcp;
 pub mod transport;
 pub mod upgrade;

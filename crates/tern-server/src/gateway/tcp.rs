@@ -87,43 +87,25 @@ async fn secured(
     }
 }
 
-/// One TCP connection: the preface, then the session. A plain `fn`
-/// returning an `async move` block, not an `async fn`: an async fn keeps a
-/// second copy of its arguments for its whole life, and this future is
-/// what every idle TCP connection holds.
-#[allow(clippy::manual_async_fn)]
+/// One TCP connection: the session over a [`TcpTransport`], which reads
+/// the preface before the first frame. No wrapping future of its own: every
+/// idle TCP connection holds exactly the session's future, and the values
+/// used only to set it up (the stream before it became the transport, the
+/// peer address) are not kept beside it.
 fn connection<S: Stream>(
     state: AppState,
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     permit: SocketPermit,
 ) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        let _permit = permit;
-        let (limit, max_frame) = {
-            let config = state.hub.config();
-            (
-                Duration::from_millis(config.limits.auth_timeout_ms),
-                config.limits.max_frame_bytes,
-            )
-        };
-        let mut preface = [0u8; 4];
-        match tokio::time::timeout(limit, stream.read_exact(&mut preface)).await {
-            Ok(Ok(_)) if &preface == PREFACE => {}
-            // Not tern (or too slow to say so): no frame, just close.
-            _ => {
-                tracing::debug!(%peer, "tcp: bad or missing preface");
-                return;
-            }
-        }
-        let transport = TcpTransport::new(stream, max_frame, Timeouts::of(&state));
-        let params = ConnParams {
-            peer,
-            token: None,
-            codec: Some(Codec::Proto),
-        };
-        conn::serve(state, transport, params).await;
-    }
+    let max_frame = state.hub.config().limits.max_frame_bytes;
+    let transport = TcpTransport::new(stream, max_frame, Timeouts::of(&state), permit);
+    let params = ConnParams {
+        peer,
+        token: None,
+        codec: Some(Codec::Proto),
+    };
+    conn::serve(state, transport, params)
 }
 
 /// What a TCP connection runs on: a socket, or TLS over one.
@@ -135,21 +117,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
 /// runs).
 pub struct TcpTransport<S> {
     stream: S,
+    /// How much of the `TRN1` preface has arrived (4: all of it, checked).
+    prefaced: u8,
     /// The frame being read.
     frames: FrameReader,
-    /// Frames queued by `feed`, written by `flush`.
+    /// Frames queued by `feed`, written by `flush` (and then freed: an idle
+    /// connection keeps no write buffer).
     out: Vec<Bytes>,
     times: Timeouts,
+    /// The connection's place under the socket caps, released with it.
+    _permit: SocketPermit,
 }
 
 impl<S: Stream> TcpTransport<S> {
-    pub fn new(stream: S, max_frame: usize, times: Timeouts) -> Self {
+    /// `permit` is the connection's place under the socket caps.
+    pub fn new(stream: S, max_frame: usize, times: Timeouts, permit: SocketPermit) -> Self {
         Self {
             stream,
+            prefaced: 0,
             frames: FrameReader::new(max_frame),
             out: Vec::new(),
             times,
+            _permit: permit,
         }
+    }
+
+    /// Reads the preface. A wrong one ends the connection at once, without
+    /// a frame: the peer is not a tern client and would not understand one.
+    async fn read_preface(&mut self) -> Result<(), RecvError> {
+        let mut got = [0u8; 4];
+        got[..usize::from(self.prefaced)].copy_from_slice(&PREFACE[..usize::from(self.prefaced)]);
+        while usize::from(self.prefaced) < PREFACE.len() {
+            let at = usize::from(self.prefaced);
+            let n = self
+                .stream
+                .read(&mut got[at..])
+                .await
+                .map_err(|e| RecvError::Io(e.to_string()))?;
+            if n == 0 {
+                return Err(RecvError::Io("end of stream before the preface".into()));
+            }
+            if got[at..at + n] != PREFACE[at..at + n] {
+                return Err(RecvError::Io("wrong preface".into()));
+            }
+            // At most 4 - at <= 4 bytes were read: fits in u8.
+            self.prefaced += n as u8;
+        }
+        Ok(())
     }
 
     /// Reads what is available of the current frame. Cancel-safe: progress
@@ -185,6 +199,12 @@ impl<S: Stream> TcpTransport<S> {
 
 impl<S: Stream> Transport for TcpTransport<S> {
     async fn recv(&mut self) -> Option<Result<Incoming, RecvError>> {
+        if usize::from(self.prefaced) < PREFACE.len() {
+            if let Err(e) = self.read_preface().await {
+                tracing::debug!(error = ?e, "tcp: bad or missing preface");
+                return None;
+            }
+        }
         loop {
             match self.read_some().await {
                 Ok(Some(bytes)) => {
@@ -210,18 +230,22 @@ impl<S: Stream> Transport for TcpTransport<S> {
         if self.out.is_empty() {
             return true;
         }
-        let total: usize = self.out.iter().map(|f| f.len() + 4).sum();
+        let frames = std::mem::take(&mut self.out);
+        let total: usize = frames.iter().map(|f| f.len() + 4).sum();
         let mut buf = BytesMut::with_capacity(total);
-        for frame in self.out.drain(..) {
-            framing::put_frame(&mut buf, &frame);
+        for frame in &frames {
+            framing::put_frame(&mut buf, frame);
         }
-        if self.out.capacity() > 64 {
-            self.out.shrink_to(8);
-        }
+        drop(frames);
         self.stream.write_all(&buf).await.is_ok()
     }
 
     async fn close(&mut self, code: CloseCode, told: bool) {
+        // Before a whole preface there is no frame format to say why in.
+        if usize::from(self.prefaced) < PREFACE.len() {
+            let _ = self.stream.shutdown().await;
+            return;
+        }
         if !told {
             let frame = ServerFrame::Error {
                 id: None,

@@ -322,7 +322,9 @@ impl Hub {
         let limits = &config.limits;
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox::new(limits.outbound_queue_frames, limits.outbound_queue_bytes);
-        let session = Arc::new(Session::with_codec(id, Arc::from(user), outbox, codec));
+        let session = Session::with_codec(id, Arc::from(user), outbox, codec)
+            .idle_after(limits.idle_timeout_ms);
+        let session = Arc::new(session);
         let reg = self.registry.register(session.clone());
         if !reg.evicted.is_empty() {
             tracing::info!(

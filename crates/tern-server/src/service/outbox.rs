@@ -4,21 +4,26 @@
 //! the connection task drains everything queued in one go and writes it with
 //! a single flush. A push that would exceed the bound closes the session as a
 //! slow consumer (4010) instead of growing memory: the client catches up by
-//! `sync` after reconnecting. An idle outbox allocates nothing.
+//! `sync` after reconnecting. An idle outbox allocates nothing, and the
+//! connection task waits on it through an [`AtomicWaker`] (one consumer),
+//! so its waiting future is a few bytes, not a waiter node per connection.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Mutex;
+use std::task::Poll;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tern_proto::CloseCode;
-use tokio::sync::Notify;
 
 /// Bounded queue of encoded frames for one session.
 pub struct Outbox {
     state: Mutex<State>,
-    wake: Notify,
-    max_frames: usize,
-    max_bytes: usize,
+    /// The connection task, woken by every push, close and nudge.
+    waker: AtomicWaker,
+    max_frames: u32,
+    max_bytes: u32,
 }
 
 #[derive(Default)]
@@ -26,6 +31,9 @@ struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
     close: Option<CloseCode>,
+    /// Something happened since the consumer last looked (for
+    /// [`Outbox::changed`]).
+    signaled: bool,
 }
 
 /// What a push did.
@@ -48,13 +56,22 @@ pub enum Drained {
 }
 
 impl Outbox {
+    /// Bounds beyond `u32::MAX` are treated as `u32::MAX`.
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+        let cap = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Self {
             state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            max_frames,
-            max_bytes,
+            waker: AtomicWaker::new(),
+            max_frames: cap(max_frames),
+            max_bytes: cap(max_bytes),
         }
+    }
+
+    /// Marks a change and wakes the connection task.
+    fn signal(&self, mut st: std::sync::MutexGuard<'_, State>) {
+        st.signaled = true;
+        drop(st);
+        self.waker.wake();
     }
 
     /// Queues a frame. Never blocks. A session closing for another reason
@@ -65,18 +82,18 @@ impl Outbox {
         if st.close == Some(CloseCode::SlowConsumer) {
             return Pushed::Closed;
         }
-        if st.queue.len() >= self.max_frames || st.bytes + frame.len() > self.max_bytes {
+        let max_frames = self.max_frames as usize;
+        let max_bytes = self.max_bytes as usize;
+        if st.queue.len() >= max_frames || st.bytes + frame.len() > max_bytes {
             st.close = Some(CloseCode::SlowConsumer);
-            st.queue.clear();
+            st.queue = VecDeque::new();
             st.bytes = 0;
-            drop(st);
-            self.wake.notify_one();
+            self.signal(st);
             return Pushed::Overflow;
         }
         st.bytes += frame.len();
         st.queue.push_back(frame);
-        drop(st);
-        self.wake.notify_one();
+        self.signal(st);
         Pushed::Queued
     }
 
@@ -87,8 +104,7 @@ impl Outbox {
         if st.close.is_none() {
             st.close = Some(code);
         }
-        drop(st);
-        self.wake.notify_one();
+        self.signal(st);
     }
 
     /// Moves every queued frame into `out` without waiting.
@@ -98,16 +114,27 @@ impl Outbox {
         st.bytes = 0;
     }
 
-    /// Resolves at the next push or [`Outbox::nudge`] (or at once if one
-    /// happened since the last wait); `enable` it before checking state.
-    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.wake.notified()
+    /// Resolves at the next push, close or [`Outbox::nudge`], or at once if
+    /// one happened since the last [`Outbox::drain`] or `changed`. Single
+    /// consumer, like `drain`.
+    pub async fn changed(&self) {
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            let mut st = self.lock();
+            if std::mem::take(&mut st.signaled) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Wakes the connection task without a frame (e.g. the last send in
     /// flight of a closing session is done).
     pub fn nudge(&self) {
-        self.wake.notify_one();
+        let st = self.lock();
+        self.signal(st);
     }
 
     /// Whether a close was requested.
@@ -115,26 +142,27 @@ impl Outbox {
         self.lock().close.is_some()
     }
 
-    /// Waits until there is something to do, then moves every queued frame
-    /// into `out`. Single consumer: only the connection task calls this.
-    pub async fn drain_into(&self, out: &mut Vec<Bytes>) -> Drained {
-        loop {
-            {
-                let mut st = self.lock();
-                if !st.queue.is_empty() || st.close.is_some() {
-                    out.extend(st.queue.drain(..));
-                    st.bytes = 0;
-                    if st.queue.capacity() > 64 {
-                        st.queue.shrink_to(16);
-                    }
-                    return match st.close {
-                        Some(code) => Drained::Close(code),
-                        None => Drained::Frames,
-                    };
-                }
+    /// Waits until there is something to do, then takes every queued frame
+    /// (the queue's buffer goes with them: an idle outbox holds none).
+    /// Single consumer: only the connection task calls this.
+    pub async fn drain(&self) -> (VecDeque<Bytes>, Drained) {
+        poll_fn(|cx| {
+            // Registered before looking: a push after the look wakes us.
+            self.waker.register(cx.waker());
+            let mut st = self.lock();
+            st.signaled = false;
+            if st.queue.is_empty() && st.close.is_none() {
+                return Poll::Pending;
             }
-            self.wake.notified().await;
-        }
+            let frames = std::mem::take(&mut st.queue);
+            st.bytes = 0;
+            let next = match st.close {
+                Some(code) => Drained::Close(code),
+                None => Drained::Frames,
+            };
+            Poll::Ready((frames, next))
+        })
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -154,10 +182,10 @@ mod tests {
         for i in 0..3u8 {
             assert_eq!(ob.push(Bytes::from(vec![i])), Pushed::Queued);
         }
-        let mut out = Vec::new();
-        assert_eq!(ob.drain_into(&mut out).await, Drained::Frames);
+        let (out, drained) = ob.drain().await;
+        assert_eq!(drained, Drained::Frames);
         assert_eq!(
-            out,
+            Vec::from(out),
             vec![
                 Bytes::from(vec![0]),
                 Bytes::from(vec![1]),
@@ -169,11 +197,8 @@ mod tests {
         }
         assert_eq!(ob.push(Bytes::from_static(b"x")), Pushed::Overflow);
         assert_eq!(ob.push(Bytes::from_static(b"y")), Pushed::Closed);
-        out.clear();
-        assert_eq!(
-            ob.drain_into(&mut out).await,
-            Drained::Close(CloseCode::SlowConsumer)
-        );
+        let (out, drained) = ob.drain().await;
+        assert_eq!(drained, Drained::Close(CloseCode::SlowConsumer));
         assert!(
             out.is_empty(),
             "an overflowed queue is dropped, not written"
@@ -189,11 +214,8 @@ mod tests {
         ob.push(Bytes::from_static(b"a"));
         ob.close(CloseCode::Kicked);
         ob.close(CloseCode::GoingAway);
-        let mut out = Vec::new();
-        assert_eq!(
-            ob.drain_into(&mut out).await,
-            Drained::Close(CloseCode::Kicked)
-        );
+        let (out, drained) = ob.drain().await;
+        assert_eq!(drained, Drained::Close(CloseCode::Kicked));
         assert_eq!(
             out.len(),
             1,
@@ -201,8 +223,8 @@ mod tests {
         );
         // An ack arriving after the kick is still queued for writing.
         assert_eq!(ob.push(Bytes::from_static(b"ack")), Pushed::Queued);
-        out.clear();
-        ob.take(&mut out);
-        assert_eq!(out, vec![Bytes::from_static(b"ack")]);
+        let mut rest = Vec::new();
+        ob.take(&mut rest);
+        assert_eq!(rest, vec![Bytes::from_static(b"ack")]);
     }
 }

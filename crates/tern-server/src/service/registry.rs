@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 use tern_proto::CloseCode;
 
 use super::outbox::{Outbox, Pushed};
@@ -15,8 +16,9 @@ use tern_proto::Codec;
 
 const SHARDS: usize = 64;
 
-/// One shard: user → that user's live sessions, oldest first.
-type Shard = HashMap<Arc<str>, Vec<Arc<Session>>>;
+/// One shard: user → that user's live sessions, oldest first (most users
+/// have one: it is kept inline, without an allocation of its own).
+type Shard = HashMap<Arc<str>, SmallVec<[Arc<Session>; 1]>>;
 
 /// One authenticated connection, as the rest of the server sees it.
 pub struct Session {
@@ -28,6 +30,24 @@ pub struct Session {
     pub pending_sends: AtomicU32,
     /// The codec of the session's connection: what its outbox holds.
     pub codec: Codec,
+    /// Whether this session was sent `goaway` (a drain tells each once).
+    told_goaway: AtomicBool,
+    /// `limits.idle_timeout_ms` when the session opened (a reload changes
+    /// it for new sessions only).
+    idle_ms: u64,
+    /// When the connection last read a frame, on [`clock_ms`]'s clock.
+    last_read_ms: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock that starts with the process (what
+/// idle times are measured on).
+pub fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let ms = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl Session {
@@ -43,7 +63,38 @@ impl Session {
             outbox,
             pending_sends: AtomicU32::new(0),
             codec,
+            told_goaway: AtomicBool::new(false),
+            idle_ms: u64::MAX,
+            last_read_ms: AtomicU64::new(clock_ms()),
         }
+    }
+
+    /// Closes the session after `ms` without a frame from its connection
+    /// (see [`Session::touch`] and [`SessionRegistry::sweep`]).
+    pub fn idle_after(mut self, ms: u64) -> Self {
+        self.idle_ms = ms;
+        self
+    }
+
+    /// A frame was read: the idle time starts again.
+    pub fn touch(&self) {
+        self.last_read_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether the connection has been silent past its idle timeout at `now`
+    /// ([`clock_ms`]).
+    pub fn is_idle(&self, now: u64) -> bool {
+        now.saturating_sub(self.last_read_ms.load(Ordering::Relaxed)) >= self.idle_ms
+    }
+
+    /// Queues `goaway` unless this session was already told; true if it
+    /// was queued now.
+    pub fn tell_goaway(&self, reconnect_ms: u64) -> bool {
+        if self.told_goaway.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.push_frame(&tern_proto::ServerFrame::Goaway { reconnect_ms });
+        true
     }
 
     /// `frame` in this session's codec.
@@ -182,6 +233,15 @@ impl SessionRegistry {
             n += 1;
         });
         n
+    }
+
+    /// Calls `f` on every live session, one shard at a time under its lock
+    /// (`f` must be quick and must not touch the registry).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Session>)) {
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.values().flatten().for_each(&mut f);
+        }
     }
 
     /// A snapshot of every live session (for `goaway` and shutdown).
