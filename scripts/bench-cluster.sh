@@ -11,6 +11,7 @@ cargo build --release -q -p tern-server -p tern-bench
 BIN="$CARGO_TARGET_DIR/release/tern"; BENCH="$CARGO_TARGET_DIR/release/tern-bench"
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test}; REDIS=${REDIS:-redis://127.0.0.1:6379}
 IDLE=${IDLE:-51000}; OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 SECRET=bench-secret-0123456789abcdef
 export TERN_JWT_SECRET=$SECRET
 PIDS=()

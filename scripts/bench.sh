@@ -27,6 +27,7 @@ TCP_PORT=${TCP_PORT:-7091}
 TRANSPORTS=${TRANSPORTS:-ws ws-proto tcp}
 RUNS=${RUNS:-3}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 SECRET=bench-secret-0123456789abcdef
 FIGURES=${*:-idle idle19k connect direct fanout fanout-half churn}
 for bin in tern tern-bench; do

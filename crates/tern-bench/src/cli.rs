@@ -115,6 +115,18 @@ pub struct Common {
     /// Local address to bind sockets to (set per worker with --procs).
     #[arg(long, global = true)]
     pub source_ip: Option<Ipv4Addr>,
+    /// Run `direct` or `fanout` against another broker instead of tern, at
+    /// --peer-host, for side-by-side figures (scripts/bench-peers.sh):
+    /// `mqtt0` / `mqtt1` (MQTT 3.1.1 at QoS 0 / QoS 1, e.g. mosquitto) or
+    /// `nats` (core NATS). The tern options (--host, --jwt-secret,
+    /// --transport, --procs) do not apply.
+    #[arg(long, global = true, value_enum, requires = "peer_host")]
+    #[serde(default)]
+    pub peer: Option<Peer>,
+    /// Address of the --peer broker.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    #[serde(default)]
+    pub peer_host: Option<String>,
 }
 
 impl Common {
@@ -137,6 +149,27 @@ impl Common {
             timeout: 30,
             deadline: None,
             source_ip: None,
+            peer: None,
+            peer_host: None,
+        }
+    }
+
+    /// Checks the options that clap cannot check alone, before any
+    /// connection: the message says what is wrong.
+    pub fn check(&self, scenario: &Scenario) -> Result<(), String> {
+        match self.peer {
+            None if self.jwt_secret.is_empty() => {
+                Err("--jwt-secret (or TERN_JWT_SECRET) is required".into())
+            }
+            None => Ok(()),
+            Some(_) if !matches!(scenario, Scenario::Direct(_) | Scenario::Fanout(_)) => {
+                Err(format!(
+                    "--peer runs direct and fanout only, not {}",
+                    scenario.name()
+                ))
+            }
+            Some(_) if self.procs > 1 => Err("--peer runs in one process (no --procs)".into()),
+            Some(_) => Ok(()),
         }
     }
 
@@ -202,6 +235,28 @@ impl Transport {
             Self::WsJson => "ws",
             Self::WsProto => "ws-proto",
             Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// Another broker that `direct` and `fanout` can run against (`--peer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum Peer {
+    /// MQTT 3.1.1, publish and subscribe at QoS 0 (no acknowledgement).
+    Mqtt0,
+    /// MQTT 3.1.1, publish and subscribe at QoS 1 (PUBACK).
+    Mqtt1,
+    /// Core NATS (no acknowledgement).
+    Nats,
+}
+
+impl Peer {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mqtt0 => "mqtt0",
+            Self::Mqtt1 => "mqtt1",
+            Self::Nats => "nats",
         }
     }
 }
@@ -413,6 +468,32 @@ mod tests {
         assert_eq!(from_env, ["e:1", "f:2"]);
         assert_eq!(explicit, ["g:3"]);
         assert_eq!(hosts(&[]), ["127.0.0.1:8080"]);
+    }
+
+    #[test]
+    fn peers_need_an_address_and_no_secret() {
+        use super::{Peer, Scenario};
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["tern-bench"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv)
+        };
+        assert!(parse(&["--peer", "nats", "direct"]).is_err());
+        let cli = parse(&["--peer", "mqtt1", "--peer-host", "127.0.0.1:1", "direct"]).unwrap();
+        assert_eq!(cli.common.peer, Some(Peer::Mqtt1));
+        assert_eq!(cli.common.check(&cli.scenario), Ok(()));
+        let cli = parse(&["--peer", "mqtt0", "--peer-host", "h:1", "fanout"]).unwrap();
+        assert_eq!(cli.common.check(&cli.scenario), Ok(()));
+        let cli = parse(&["--peer", "nats", "--peer-host", "h:1", "idle"]).unwrap();
+        assert!(cli.common.check(&cli.scenario).is_err());
+        let cli = parse(&["--peer=nats", "--peer-host=h:1", "--procs=2", "direct"]).unwrap();
+        assert!(cli.common.check(&cli.scenario).is_err());
+        // tern itself still needs its secret.
+        let cli = parse(&["direct"]).unwrap();
+        assert!(matches!(cli.scenario, Scenario::Direct(_)));
+        if std::env::var_os("TERN_JWT_SECRET").is_none() {
+            assert!(cli.common.check(&cli.scenario).is_err());
+        }
     }
 
     #[test]

@@ -24,11 +24,16 @@
 //! [`procs`]). Several `--host`s spread the connections over the nodes of
 //! a cluster (see [`hosts`]). Every scenario is bounded in time and stops
 //! by itself.
+//!
+//! `--peer mqtt0|mqtt1|nats` runs `direct` and `fanout` against an MQTT
+//! broker or a NATS server instead (see [`peer`]), for side-by-side figures.
 
 pub mod cli;
 pub mod codec;
+pub mod cpu;
 pub mod hosts;
 pub mod net;
+pub mod peer;
 pub mod procs;
 pub mod progress;
 pub mod report;
@@ -36,11 +41,14 @@ pub mod scenario;
 pub mod server;
 pub mod token;
 
-pub use cli::{Cli, Common, Scenario, Transport};
+pub use cli::{Cli, Common, Peer, Scenario, Transport};
 pub use report::Report;
 
 /// Runs one scenario in this process (no worker processes).
 pub async fn run_scenario(common: &Common, scenario: &Scenario) -> anyhow::Result<Report> {
+    if let Some(peer) = common.peer {
+        return peer::run(common, scenario, peer).await;
+    }
     match scenario {
         Scenario::Idle(a) => scenario::idle::run(common, a).await,
         Scenario::Connect(a) => scenario::connect::run(common, a).await,

@@ -33,8 +33,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let Cli { common, scenario } = cli;
-    if common.jwt_secret.is_empty() {
-        eprintln!("tern-bench: --jwt-secret (or TERN_JWT_SECRET) is required");
+    if let Err(e) = common.check(&scenario) {
+        eprintln!("tern-bench: {e}");
         return ExitCode::FAILURE;
     }
     let deadline = Duration::from_secs(

@@ -144,7 +144,9 @@ pub async fn serve(listener: TcpListener, params: ListenerParams) {
         match &params.tls {
             None => connections.spawn(conn.serve(stream)),
             Some(acceptor) => {
-                let handshake = acceptor.accept(stream);
+                // Boxed: the handshake's state (kilobytes) is freed once
+                // it is over instead of sizing the connection's task.
+                let handshake = Box::pin(acceptor.accept(stream));
                 let limit = params.header_read_timeout;
                 connections.spawn(async move {
                     match tokio::time::timeout(limit, handshake).await {

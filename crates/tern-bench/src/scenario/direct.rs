@@ -1,7 +1,8 @@
 //! `direct`: P sender→receiver pairs, W messages in flight per pair, for T
 //! seconds. Reports delivered messages/s, the send→delivery latency, the
 //! ack latency, and lost (acked but not delivered) and duplicated
-//! deliveries.
+//! deliveries. With `--server-pid`, the server's CPU time per delivered
+//! message (from the first send until the last receiver is done).
 //!
 //! With n ≥ 2 hosts, the sender of pair i connects to host i mod n and its
 //! receiver to host (i + 1) mod n: every message crosses nodes. The report
@@ -39,6 +40,7 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
         report.error(e);
     }
     let pb = crate::progress::bar(common.progress(), 0, "acked");
+    let cpu = crate::cpu::CpuClock::start(common.server_pid);
     let started = Instant::now();
     let stop = tokio::time::Instant::now() + Duration::from_secs(args.duration);
     let hard = stop + Duration::from_secs(args.grace);
@@ -118,6 +120,9 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
         }
     }
     pb.finish_and_clear();
+    if let Some(cpu) = cpu {
+        cpu.record(&mut report, "delivered", "msg");
+    }
     report.latency("delivery").add(&delivery.snapshot());
     let elapsed = started.elapsed();
     report.elapsed_s = elapsed.as_secs_f64();

@@ -21,6 +21,8 @@
 //!    group, or `--grace` after. Each process reports unique deliveries,
 //!    duplicates and the latency histogram (the body starts with the send
 //!    time in µs); lost = acked × members connected − unique deliveries.
+//!    With `--server-pid`, the server's CPU time per delivery, from the
+//!    first send until the members are done.
 //!
 //! With several hosts, member j connects to host j mod n (in whichever
 //! process holds it) and sender j to host j mod n; the group is built
@@ -430,6 +432,7 @@ async fn coordinate(
     // Sending is bounded by --timeout, the deliveries by --grace after it.
     let send_hard = (Deadline::now() + limit).min(end);
     let pace = (args.rate > 0.0).then(|| Duration::from_secs_f64(senders_n as f64 / args.rate));
+    let cpu = crate::cpu::CpuClock::start(common.server_pid);
     let start_us = crate::token::now_us();
     let started = Instant::now();
     let mut send_tasks = Vec::new();
@@ -468,6 +471,9 @@ async fn coordinate(
     let until = (Deadline::now() + Duration::from_secs(args.grace) + MARGIN).min(end);
     let side = members.finish(acked, until).await?;
     report.merge(&side);
+    if let Some(cpu) = cpu {
+        cpu.record(&mut report, "delivered", "delivery");
+    }
 
     let delivered = report.counter("delivered");
     let receiving = report.counter("members_connected");
