@@ -63,6 +63,9 @@ pub struct AuthConfig {
     pub jwt_audience: String,
     /// Password hashes computed at once (Argon2id is CPU- and memory-heavy). Default 2.
     pub max_concurrent_hashes: usize,
+    /// Most unknown users created by one store call when their first
+    /// connects arrive together (auto-provisioning batches them). Default 512.
+    pub provision_batch_max: usize,
 }
 
 /// `[http]`: the HTTP/WebSocket listener, proxies and browsers.
@@ -364,6 +367,7 @@ impl Default for AuthConfig {
             jwt_issuer: String::new(),
             jwt_audience: String::new(),
             max_concurrent_hashes: 2,
+            provision_batch_max: 512,
         }
     }
 }

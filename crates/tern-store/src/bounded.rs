@@ -14,8 +14,8 @@ use tern_proto::{ConvId, ConvSummary, Message};
 use tracing::Instrument;
 
 use crate::{
-    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, ReadOutcome, RoleOutcome,
-    Store, StoreError, StoreResult, UserRecord,
+    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, Provisioned, ReadOutcome,
+    RoleOutcome, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// A store whose every operation ends within `limit`.
@@ -81,6 +81,18 @@ impl Store for Bounded {
 
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         self.within("get_user", self.inner.get_user(username)).await
+    }
+
+    async fn provision_users(
+        &self,
+        usernames: &[&str],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Provisioned>> {
+        self.within(
+            "provision_users",
+            self.inner.provision_users(usernames, now_ms),
+        )
+        .await
     }
 
     async fn set_last_seen_many(&self, items: &[(&str, i64)]) -> StoreResult<()> {

@@ -222,3 +222,27 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Puts what `provision_users` learned (the names it created, every name's
+/// ban) in the order of `usernames`; a repeated name counts as created only
+/// at its first place.
+pub(crate) fn provisioned_in_order(
+    usernames: &[&str],
+    created: Vec<String>,
+    banned: Vec<(String, bool)>,
+) -> StoreResult<Vec<crate::Provisioned>> {
+    let mut created: std::collections::HashSet<String> = created.into_iter().collect();
+    let banned: std::collections::HashMap<String, bool> = banned.into_iter().collect();
+    usernames
+        .iter()
+        .map(|name| match banned.get(*name) {
+            Some(&banned) => Ok(crate::Provisioned {
+                created: created.remove(*name),
+                banned,
+            }),
+            None => Err(StoreError::Other(format!(
+                "user {name} missing right after it was provisioned"
+            ))),
+        })
+        .collect()
+}

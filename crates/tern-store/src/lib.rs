@@ -20,8 +20,8 @@ pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, ReadOutcome, RoleOutcome,
-    UserRecord,
+    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, Page, Provisioned, ReadOutcome,
+    RoleOutcome, UserRecord,
 };
 
 use std::sync::Arc;
@@ -101,6 +101,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+
+    /// Makes sure every one of `usernames` exists, creating the unknown ones
+    /// without a password (what a token's first connect does when
+    /// auto-provisioning), in one statement for all of them, and says for
+    /// each, in the order given, whether it was created and whether it is
+    /// banned. A name may appear twice; only its first place says `created`.
+    async fn provision_users(
+        &self,
+        usernames: &[&str],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Provisioned>>;
 
     /// Records when each user's last session ended (or, while online,
     /// started), all in one statement. A stored time never moves backwards;

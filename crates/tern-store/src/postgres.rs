@@ -11,16 +11,16 @@ use tern_proto::{ConvId, ConvSummary, Message};
 
 use crate::batch::{append_batch, keys, BatchWriter, Fresh, TxFailure};
 use crate::common::{
-    map_err, map_migrate_err, message_from_row, page_from_rows, summary_from_row, to_i64, to_u64,
-    user_from_row, MessageRow, SummaryRow, UserRow, COUNTS,
+    map_err, map_migrate_err, message_from_row, page_from_rows, provisioned_in_order,
+    summary_from_row, to_i64, to_u64, user_from_row, MessageRow, SummaryRow, UserRow, COUNTS,
 };
 use crate::groups::{
     check_group_id, distinct, group_conv, group_from_rows, groups_from_joined_rows,
     initial_members, parse_role, GroupMemberRow, GroupRow,
 };
 use crate::{
-    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, OpenOptions, Page, ReadOutcome,
-    RoleOutcome, Store, StoreError, StoreResult, UserRecord,
+    Appended, GroupRecord, GroupRole, HistoryPage, NewMessage, OpenOptions, Page, Provisioned,
+    ReadOutcome, RoleOutcome, Store, StoreError, StoreResult, UserRecord,
 };
 
 const MESSAGE_COLUMNS: &str = "conv, seq, mid, sender, body, kind, ts, cmid, meta";
@@ -374,6 +374,34 @@ impl Store for PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn provision_users(
+        &self,
+        usernames: &[&str],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Provisioned>> {
+        let created: Vec<(String,)> = sqlx::query_as(
+            "INSERT INTO users (username, password_hash, created_at) \
+             SELECT DISTINCT u, NULL::text, $2 FROM unnest($1::text[]) AS u \
+             ON CONFLICT (username) DO NOTHING RETURNING username",
+        )
+        .bind(usernames)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let banned: Vec<(String, bool)> =
+            sqlx::query_as("SELECT username, banned FROM users WHERE username = ANY($1)")
+                .bind(usernames)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        provisioned_in_order(
+            usernames,
+            created.into_iter().map(|(n,)| n).collect(),
+            banned,
+        )
     }
 
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {

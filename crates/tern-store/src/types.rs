@@ -16,6 +16,14 @@ pub struct UserRecord {
     pub last_seen: Option<i64>,
 }
 
+/// What [`crate::Store::provision_users`] found or did for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The user did not exist and was created now (without a password).
+    pub created: bool,
+    pub banned: bool,
+}
+
 /// A message to store. `mid` and `ts` are made by the server before the
 /// append; `seq` is assigned by the store.
 #[derive(Debug, Clone, PartialEq)]

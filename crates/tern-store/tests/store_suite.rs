@@ -72,6 +72,7 @@ suite! {
         read_pointers,
         meta_and_kind_round_trip,
         users,
+        provisioning,
         group_create_get_list_rename,
         group_members,
         group_roles,

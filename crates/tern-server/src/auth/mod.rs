@@ -2,6 +2,7 @@
 //! the check every connection and API call goes through, [`Authenticator`].
 
 pub mod password;
+mod provision;
 pub mod secret;
 pub mod token;
 
@@ -65,6 +66,8 @@ pub struct Authenticator {
     /// not cost one database query per connection. Kept current on this node
     /// by [`Authenticator::set_banned_cached`]; never held across `.await`.
     users: Mutex<HashMap<String, bool>>,
+    /// Batches the first connects of users not in `users`.
+    provisioner: provision::Provisioner,
 }
 
 impl Authenticator {
@@ -91,6 +94,7 @@ impl Authenticator {
                 pem.as_deref(),
                 claim_rules(&cfg.auth),
             )?,
+            provisioner: provision::Provisioner::spawn(store.clone(), cfg.auth.provision_batch_max),
             store,
             auto_provision: AtomicBool::new(cfg.auth.auto_provision),
             token_ttl_s: AtomicU64::new(cfg.auth.token_ttl_s),
@@ -199,25 +203,24 @@ impl Authenticator {
         self.remember(user, banned);
     }
 
-    /// Whether `user` is banned; creates it when unknown and auto-provisioning.
+    /// Whether `user` is banned; creates it when unknown and auto-provisioning
+    /// (batched with other first connects: one store call for many).
     async fn is_banned(&self, user: &str) -> ServiceResult<bool> {
         if let Some(banned) = self.cached(user) {
             return Ok(banned);
         }
-        let mut record = self.store.get_user(user).await?;
-        if record.is_none() {
-            if !self.auto_provision.load(Ordering::Relaxed) {
-                return Err(fail("unknown_user", BAD_TOKEN));
+        let banned = if self.auto_provision.load(Ordering::Relaxed) {
+            let found = self.provisioner.provision(user).await?;
+            if found.created {
+                tracing::debug!(user, "user provisioned from a token");
             }
-            if self.store.create_user(user, None, now_ms()).await? {
-                tracing::info!(user, "user provisioned from a token");
-                self.remember(user, false);
-                return Ok(false);
+            found.banned
+        } else {
+            match self.store.get_user(user).await? {
+                Some(record) => record.banned,
+                None => return Err(fail("unknown_user", BAD_TOKEN)),
             }
-            // Lost a race with another creator: read what it made.
-            record = self.store.get_user(user).await?;
-        }
-        let banned = record.is_some_and(|r| r.banned);
+        };
         self.remember(user, banned);
         Ok(banned)
     }

@@ -59,6 +59,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "auth.jwt_algorithm",
     "auth.jwt_public_key_file",
     "auth.max_concurrent_hashes",
+    "auth.provision_batch_max",
     "auth.jwt_issuer",
     "auth.jwt_audience",
     // The listener and the address limits take these once, at start.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tern_store::{Store, UserRecord};
+use tern_store::{Provisioned, Store, UserRecord};
 
 use super::{direct, msg, send};
 
@@ -73,4 +73,47 @@ pub async fn users(store: Arc<dyn Store>) {
     send(&store, msg(&ab, "alice", "c1", "resend", 2)).await;
     send(&store, msg(&ab, "bob", "c1", "hi back", 3)).await;
     assert_eq!(store.counts().await.unwrap(), (2, 2));
+}
+
+/// First connects by token: unknown users are created in one batch, known
+/// ones reported with their ban, repeated names created once.
+pub async fn provisioning(store: Arc<dyn Store>) {
+    assert!(store
+        .create_user("carol", Some("$argon2id$x"), 1_000)
+        .await
+        .unwrap());
+    assert!(store.set_banned("carol", true).await.unwrap());
+    let got = store
+        .provision_users(&["dave", "carol", "erin", "dave"], 5_000)
+        .await
+        .unwrap();
+    let p = |created, banned| Provisioned { created, banned };
+    assert_eq!(
+        got,
+        [
+            p(true, false),
+            p(false, true),
+            p(true, false),
+            p(false, false)
+        ]
+    );
+    let dave = store.get_user("dave").await.unwrap().unwrap();
+    assert_eq!((dave.password_hash, dave.created_at), (None, 5_000));
+    let carol = store.get_user("carol").await.unwrap().unwrap();
+    assert_eq!(
+        carol.password_hash.as_deref(),
+        Some("$argon2id$x"),
+        "untouched"
+    );
+    // Again: nothing new.
+    let again = store
+        .provision_users(&["erin", "dave"], 6_000)
+        .await
+        .unwrap();
+    assert_eq!(again, [p(false, false), p(false, false)]);
+    assert!(store.provision_users(&[], 7_000).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_user("erin").await.unwrap().unwrap().created_at,
+        5_000
+    );
 }

@@ -134,6 +134,7 @@ fn check_auth(c: &Config, p: &mut Problems) {
     }
     p.positive("auth.token_ttl_s", a.token_ttl_s);
     p.positive("auth.max_concurrent_hashes", a.max_concurrent_hashes as u64);
+    p.positive("auth.provision_batch_max", a.provision_batch_max as u64);
 }
 
 fn check_http(c: &Config, p: &mut Problems) {
