@@ -33,6 +33,9 @@ pub enum DecodeError {
 /// exact JSON text (the server stores and returns it untouched).
 pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
     let mut frame: ClientFrame = decode(bytes)?;
+    if let Some(id) = frame.id_mut() {
+        exact_id(id, bytes);
+    }
     if let ClientFrame::Send(send) = &mut frame {
         if send.meta.is_some() {
             if let Some(raw) = raw_meta(bytes) {
@@ -41,6 +44,26 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
         }
     }
     Ok(frame)
+}
+
+/// A numeric id parsed as an f64 may have lost digits (`Num` holds 64-bit
+/// integers exactly, other numbers as f64): take it again from the text.
+fn exact_id(id: &mut RequestId, bytes: &[u8]) {
+    let RequestId::Num(n) = id else { return };
+    if n.is_u64() || n.is_i64() {
+        return;
+    }
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+    }
+    let Ok(IdOnly { id: Some(raw) }) = serde_json::from_slice::<IdOnly<'_>>(bytes) else {
+        return;
+    };
+    if let Some(exact) = RequestId::from_number_text(raw.get()) {
+        *id = exact;
+    }
 }
 
 /// The `meta` member of a JSON object, as the exact text the client sent.
@@ -103,7 +126,9 @@ fn read_id(bytes: &[u8]) -> Option<RequestId> {
         #[serde(default)]
         id: Option<RequestId>,
     }
-    serde_json::from_slice::<IdOnly>(bytes).ok()?.id
+    let mut id = serde_json::from_slice::<IdOnly>(bytes).ok()?.id?;
+    exact_id(&mut id, bytes);
+    Some(id)
 }
 
 /// serde's message without the " at line 1 column 42" suffix.
@@ -119,6 +144,40 @@ fn clean_message(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::{ConvId, ErrorCode, MessageKind};
+
+    #[test]
+    fn numeric_ids_come_back_digit_for_digit() {
+        for text in [
+            "7",
+            "-3",
+            "1.5",
+            "2.0",
+            "123456789012345678901234567890",
+            "1e2",
+            "-0.000000000000000000001",
+        ] {
+            let raw = format!(r#"{{"type":"ping","id":{text}}}"#);
+            let frame = decode_client(raw.as_bytes()).unwrap();
+            let reply = encode_server(&ServerFrame::Pong {
+                id: frame.id().cloned(),
+            });
+            let want = format!(r#""id":{text}"#);
+            assert!(
+                std::str::from_utf8(&reply).unwrap().contains(&want),
+                "{text}"
+            );
+        }
+        // A frame that fails to decode still gets its id back exactly.
+        let Err(DecodeError::Invalid { id, .. }) =
+            decode_client(br#"{"type":"sync","id":123456789012345678901234567890}"#)
+        else {
+            panic!("a sync without conv is invalid")
+        };
+        assert_eq!(
+            id,
+            Some(RequestId::Exact("123456789012345678901234567890".into()))
+        );
+    }
 
     #[test]
     fn decodes_send_by_to_and_conv() {

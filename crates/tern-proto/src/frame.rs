@@ -14,6 +14,33 @@ use crate::message::{Message, MessageKind, Meta};
 pub enum RequestId {
     Num(serde_json::Number),
     Str(String),
+    /// A JSON number that `Num` would change (beyond 64-bit integers and
+    /// f64, e.g. 30 digits, or written as `1e2`), kept as the exact text the
+    /// client sent and echoed as that number, digit for digit. Made by the
+    /// JSON codec only.
+    #[serde(skip_deserializing, serialize_with = "exact_number")]
+    Exact(String),
+}
+
+impl RequestId {
+    /// The id written as `text` (a JSON number): `Num` when that is exact,
+    /// else `Exact`. `None` when `text` is not a JSON number.
+    pub fn from_number_text(text: &str) -> Option<Self> {
+        let n: serde_json::Number = serde_json::from_str(text).ok()?;
+        Some(if n.to_string() == text {
+            Self::Num(n)
+        } else {
+            Self::Exact(text.to_owned())
+        })
+    }
+}
+
+/// Writes `text` (a JSON number the decoder checked) as a raw JSON number.
+fn exact_number<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    let raw =
+        serde_json::value::RawValue::from_string(text.to_owned()).map_err(S::Error::custom)?;
+    raw.serialize(s)
 }
 
 impl From<u64> for RequestId {
@@ -118,6 +145,21 @@ impl ClientFrame {
             | Self::Ping { id } => id.as_ref(),
             Self::Send(f) => f.id.as_ref(),
             Self::Sync(f) => f.id.as_ref(),
+        }
+    }
+
+    /// The request id, to change it (the JSON codec restores exact numbers).
+    pub fn id_mut(&mut self) -> Option<&mut RequestId> {
+        match self {
+            Self::Auth { id, .. }
+            | Self::Convs { id }
+            | Self::Read { id, .. }
+            | Self::Typing { id, .. }
+            | Self::PresenceSub { id, .. }
+            | Self::PresenceUnsub { id, .. }
+            | Self::Ping { id } => id.as_mut(),
+            Self::Send(f) => f.id.as_mut(),
+            Self::Sync(f) => f.id.as_mut(),
         }
     }
 

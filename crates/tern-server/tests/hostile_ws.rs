@@ -352,7 +352,6 @@ async fn known_bugs_get_their_documented_answers() {
 /// A 30-digit numeric `id` comes back in the same form, digit for digit
 /// (docs/protocol.md 5.1: "7 comes back as 7").
 #[tokio::test]
-#[ignore = "bug: a numeric id beyond f64 precision is echoed rounded (tern-proto RequestId holds a serde_json::Number)"]
 async fn a_huge_numeric_id_is_echoed_digit_for_digit() {
     use futures_util::StreamExt;
     let s = TestServer::start().await;
