@@ -63,6 +63,7 @@ pub async fn build_state(config: Config, advertised: SocketAddr) -> anyhow::Resu
         sqlite_cache_kib: config.store.sqlite_cache_kib,
         sqlite_mmap_mib: config.store.sqlite_mmap_mib,
         sqlite_checkpoint_pages: config.store.sqlite_checkpoint_pages,
+        sqlite_checkpoint_ms: config.store.sqlite_checkpoint_ms,
     };
     let store = tern_store::open(&url, opts)
         .await

@@ -197,6 +197,10 @@ pub struct StoreConfig {
     /// SQLite copies its write-ahead log into the database file once the log
     /// holds this many 4 KiB pages. Default 10000.
     pub sqlite_checkpoint_pages: u32,
+    /// SQLite: checkpoint the write-ahead log this often from a background
+    /// task, ms (0: only the writer does, at `sqlite_checkpoint_pages`).
+    /// Default 250.
+    pub sqlite_checkpoint_ms: u64,
 }
 
 /// `[moderation]`: the banned-word filter on message bodies.
@@ -427,6 +431,7 @@ impl Default for StoreConfig {
             sqlite_cache_kib: db.sqlite_cache_kib,
             sqlite_mmap_mib: db.sqlite_mmap_mib,
             sqlite_checkpoint_pages: db.sqlite_checkpoint_pages,
+            sqlite_checkpoint_ms: db.sqlite_checkpoint_ms,
         }
     }
 }

@@ -44,7 +44,14 @@ pub struct OpenOptions {
     /// many pages (4 KiB each). Hot pages (conversation counters, index
     /// leaves) are rewritten by every batch; a larger WAL copies each of them
     /// once per checkpoint instead of once per few batches. Default 10000.
+    /// With `sqlite_checkpoint_ms` this is only the backstop: the writer
+    /// checkpoints itself when the background checkpoints fall behind.
     pub sqlite_checkpoint_pages: u32,
+    /// SQLite: a background task on a reader connection checkpoints the WAL
+    /// this often, ms, so the writer (one thread, every commit waits on it)
+    /// does not copy pages and `fsync` the database file itself. 0: only the
+    /// writer checkpoints, at `sqlite_checkpoint_pages`. Default 250.
+    pub sqlite_checkpoint_ms: u64,
 }
 
 impl Default for OpenOptions {
@@ -54,6 +61,7 @@ impl Default for OpenOptions {
             sqlite_cache_kib: 16 * 1024,
             sqlite_mmap_mib: 256,
             sqlite_checkpoint_pages: 10_000,
+            sqlite_checkpoint_ms: 250,
         }
     }
 }

@@ -177,6 +177,10 @@ impl SqliteStore {
                 .await
                 .map_err(map_err)?
         };
+        if !in_memory && opts.sqlite_checkpoint_ms > 0 {
+            let period = Duration::from_millis(opts.sqlite_checkpoint_ms);
+            tokio::spawn(checkpoints(reader.clone(), period));
+        }
         Ok(Self { writer, reader })
     }
 
@@ -184,6 +188,30 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front, so another process holding
         // it makes us wait (busy_timeout) instead of failing mid-transaction.
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// Checkpoints the WAL every `period` from a reader connection, until the
+/// pool closes. PASSIVE: it copies what no reader still needs and never
+/// blocks the writer, whose commits go on meanwhile; the next commit after a
+/// complete checkpoint starts the WAL over. A failure is logged and retried
+/// at the next period (the writer's own autocheckpoint is the backstop).
+async fn checkpoints(pool: SqlitePool, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await;
+        match done {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
+        }
     }
 }
 

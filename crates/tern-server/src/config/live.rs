@@ -84,6 +84,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "store.sqlite_cache_kib",
     "store.sqlite_mmap_mib",
     "store.sqlite_checkpoint_pages",
+    "store.sqlite_checkpoint_ms",
     "log.format",
     // The governor rate limiters are built once with their quotas.
     "limits.connects_per_sec_per_ip",

@@ -75,6 +75,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ToolError> {
         sqlite_cache_kib: config.store.sqlite_cache_kib,
         sqlite_mmap_mib: config.store.sqlite_mmap_mib,
         sqlite_checkpoint_pages: config.store.sqlite_checkpoint_pages,
+        sqlite_checkpoint_ms: config.store.sqlite_checkpoint_ms,
     };
     tern_store::open(&url, opts).await.map_err(|e| {
         ToolError::Failed(format!(
