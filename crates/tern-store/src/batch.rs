@@ -111,7 +111,7 @@ pub(crate) async fn append_batch<W: BatchWriter>(
         Ok(_) => TxFailure::from(StoreError::Other("batch result count mismatch".into())),
         Err(f) => f,
     };
-    let unavailable = matches!(failure.error, StoreError::Unavailable(_));
+    let unavailable = failure.error.is_unavailable();
     if unavailable || (batch.len() == 1 && !failure.transient) {
         return batch.iter().map(|_| Err(failure.error.clone())).collect();
     }

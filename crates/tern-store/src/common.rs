@@ -175,10 +175,14 @@ pub(crate) fn summary_from_row(user: &str, row: SummaryRow) -> StoreResult<ConvS
 /// overloaded databases are `Unavailable` (the caller may retry), the rest
 /// `Other`.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    if is_unavailable(&e) {
-        StoreError::Unavailable(e.to_string())
+    let kind = if is_unavailable(&e) {
+        crate::error::DbFailure::Unavailable
     } else {
-        StoreError::Other(e.to_string())
+        crate::error::DbFailure::Error
+    };
+    StoreError::Database {
+        kind,
+        source: std::sync::Arc::new(e),
     }
 }
 

@@ -16,7 +16,7 @@ mod sqlite;
 mod types;
 
 pub use bounded::Bounded;
-pub use error::{StoreError, StoreResult};
+pub use error::{DbFailure, StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{

@@ -107,10 +107,7 @@ async fn unreachable_postgres_is_unavailable() {
     let Err(err) = tern_store::open(url, tern_store::OpenOptions::default()).await else {
         panic!("connected to port 1")
     };
-    assert!(
-        matches!(err, tern_store::StoreError::Unavailable(_)),
-        "{err}"
-    );
+    assert!(err.is_unavailable(), "{err}");
 }
 
 #[tokio::test]

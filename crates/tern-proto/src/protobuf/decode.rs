@@ -30,6 +30,10 @@ pub(crate) fn id_from_pb(id: Option<Id>) -> Res<Option<RequestId>> {
             Some(n) => RequestId::Num(n),
             None => return Err(format!("float_id must be finite, not {f}")),
         },
+        Some(Id::NumText(text)) => match RequestId::from_number_text(&text) {
+            Some(id) => id,
+            None => return Err(format!("num_text must be a JSON number, not {text:?}")),
+        },
     }))
 }
 

@@ -17,12 +17,8 @@ pub(crate) fn id_to_pb(id: Option<&RequestId>) -> Option<Id> {
     Some(match id? {
         RequestId::Str(s) => Id::StrId(s.clone()),
         RequestId::Num(n) => num_to_pb(n),
-        // Beyond every protobuf number: the nearest float when there is
-        // one, else the digits as a string id.
-        RequestId::Exact(text) => match text.parse::<f64>() {
-            Ok(f) if f.is_finite() => Id::FloatId(f),
-            _ => Id::StrId(text.clone()),
-        },
+        // Beyond every protobuf number: the JSON text itself.
+        RequestId::Exact(text) => Id::NumText(text.clone()),
     })
 }
 

@@ -62,8 +62,8 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "store unavailable");
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "store unavailable");
                 Self::Unavailable("database unavailable, nothing was stored; retry later".into())
             }
             StoreError::Conflict(m) => Self::Conflict(m),

@@ -238,7 +238,13 @@ pub async fn meta_and_kind_round_trip(store: Arc<dyn Store>) {
             assert_eq!(page.items[0].body, nul);
         }
         Err(e) => {
-            assert!(matches!(e, tern_store::StoreError::Other(_)), "{e:?}");
+            assert!(
+                matches!(
+                    e,
+                    tern_store::StoreError::Database { .. } | tern_store::StoreError::Other(_)
+                ),
+                "{e:?}"
+            );
             assert_eq!(after, 4);
         }
     }
