@@ -80,19 +80,13 @@ pub async fn run(common: &Common, args: &DirectArgs, broker: &Broker) -> anyhow:
                 continue;
             }
         };
-        report.count("sent", s.sent);
-        report.count("acked", s.acked);
-        report.count("send_errors", s.error_count);
-        report.latency("ack").add(&s.ack_latency);
-        for e in s.errors {
-            report.error(e);
-        }
-        wait_deliveries(|| tally.delivered(), s.acked, hard).await;
+        let acked = s.record(&mut report);
+        wait_deliveries(|| tally.delivered(), acked, hard).await;
         if let Some(e) = receiver.stop().await {
             report.error(e);
         }
         report.count("delivered", tally.delivered());
-        report.count("lost", s.acked.saturating_sub(tally.delivered()));
+        report.count("lost", acked.saturating_sub(tally.delivered()));
     }
     if let Some(cpu) = cpu {
         cpu.record(&mut report, "delivered", "msg");

@@ -91,14 +91,7 @@ pub async fn run(common: &Common, args: &FanoutArgs, broker: &Broker) -> anyhow:
     for t in tasks {
         match t.await {
             Ok(s) => {
-                acked += s.acked;
-                report.count("sent", s.sent);
-                report.count("acked", s.acked);
-                report.count("send_errors", s.error_count);
-                report.latency("ack").add(&s.ack_latency);
-                for e in s.errors {
-                    report.error(e);
-                }
+                acked += s.record(&mut report);
             }
             Err(e) => report.error(format!("sender task: {e}")),
         }

@@ -292,13 +292,7 @@ pub async fn send_loop(
     body_bytes: usize,
     hard: Instant,
 ) -> Sent {
-    let mut out = Sent {
-        sent: 0,
-        acked: 0,
-        ack_latency: Latency::new(),
-        errors: Vec::new(),
-        error_count: 0,
-    };
+    let mut out = Sent::new();
     let mut next_at = Instant::now();
     loop {
         let (more, wait) = match until {

@@ -96,19 +96,13 @@ pub async fn run(common: &Common, args: &DirectArgs) -> anyhow::Result<Report> {
     for (send, recv) in tasks {
         match send.await {
             Ok(s) => {
-                report.count("sent", s.sent);
-                report.count("acked", s.acked);
-                report.count("send_errors", s.error_count);
-                report.latency("ack").add(&s.ack_latency);
-                for e in s.errors {
-                    report.error(e);
-                }
+                let acked = s.record(&mut report);
                 send_end = send_end.max(started.elapsed());
                 match recv.await {
                     Ok(r) => {
                         report.count("delivered", r.unique);
                         report.count("duplicated", r.dups);
-                        report.count("lost", s.acked.saturating_sub(r.unique));
+                        report.count("lost", acked.saturating_sub(r.unique));
                         if let Some(e) = r.error {
                             report.error(e);
                         }

@@ -454,14 +454,7 @@ async fn coordinate(
     for t in send_tasks {
         match t.await {
             Ok(s) => {
-                acked += s.acked;
-                report.count("sent", s.sent);
-                report.count("acked", s.acked);
-                report.count("send_errors", s.error_count);
-                report.latency("ack").add(&s.ack_latency);
-                for e in s.errors {
-                    report.error(e);
-                }
+                acked += s.record(&mut report);
             }
             Err(e) => report.error(format!("sender task: {e}")),
         }

@@ -167,6 +167,37 @@ pub struct Sent {
     pub error_count: u64,
 }
 
+impl Sent {
+    pub fn new() -> Self {
+        Self {
+            sent: 0,
+            acked: 0,
+            ack_latency: Latency::new(),
+            errors: Vec::new(),
+            error_count: 0,
+        }
+    }
+
+    /// Adds this sender's counts, ack latencies and errors to `report`;
+    /// returns how many of its messages were acked.
+    pub fn record(self, report: &mut crate::report::Report) -> u64 {
+        report.count("sent", self.sent);
+        report.count("acked", self.acked);
+        report.count("send_errors", self.error_count);
+        report.latency("ack").add(&self.ack_latency);
+        for e in self.errors {
+            report.error(e);
+        }
+        self.acked
+    }
+}
+
+impl Default for Sent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Sends bench messages on `conn` with `window` in flight, paced at one per
 /// `pace` if given, until `until`; then waits for the outstanding acks until
 /// `hard`. Every frame the sender receives that is not an ack or an error
@@ -185,13 +216,7 @@ pub async fn send_loop(
 ) -> Sent {
     use std::collections::HashMap;
 
-    let mut out = Sent {
-        sent: 0,
-        acked: 0,
-        ack_latency: Latency::new(),
-        errors: Vec::new(),
-        error_count: 0,
-    };
+    let mut out = Sent::new();
     let mut inflight: HashMap<u64, Instant> = HashMap::new();
     let window = window.max(1);
     let start = tokio::time::Instant::now();
