@@ -24,8 +24,12 @@ pub enum RequestId {
 
 impl RequestId {
     /// The id written as `text` (a JSON number): `Num` when that is exact,
-    /// else `Exact`. `None` when `text` is not a JSON number.
+    /// else `Exact`. `None` when `text` is not a JSON number, or has
+    /// anything around it (`" 2"` would be echoed with its space).
     pub fn from_number_text(text: &str) -> Option<Self> {
+        if text.trim() != text {
+            return None;
+        }
         let n: serde_json::Number = serde_json::from_str(text).ok()?;
         Some(if n.to_string() == text {
             Self::Num(n)
