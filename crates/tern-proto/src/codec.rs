@@ -77,9 +77,74 @@ pub fn raw_meta(bytes: &[u8]) -> Option<Meta> {
     Meta::from_json(only.meta?.get()).ok()
 }
 
-/// Decodes a frame sent by the server (used by clients).
+/// Decodes a frame sent by the server (used by clients). Every message's
+/// `meta` is the exact text the server sent, as `decode_client` keeps a
+/// `send`'s.
 pub fn decode_server(bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
-    decode(bytes)
+    let mut frame: ServerFrame = decode(bytes)?;
+    exact_server_metas(&mut frame, bytes);
+    Ok(frame)
+}
+
+/// The frame enums go through serde's buffering, which hands `meta` over as
+/// a parsed value (re-serialized compactly); take each message's `meta`
+/// again from the text. Best effort: on any surprise the parsed one stays.
+fn exact_server_metas(frame: &mut ServerFrame, bytes: &[u8]) {
+    #[derive(Deserialize)]
+    struct WithMeta<'a> {
+        #[serde(borrow, default)]
+        meta: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Item<'a> {
+        #[serde(borrow, default)]
+        meta: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        last: Option<WithMeta<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Items<'a> {
+        #[serde(borrow, default)]
+        items: Vec<Item<'a>>,
+    }
+    let exact = |raw: Option<&RawValue>| raw.and_then(|r| Meta::from_json(r.get()).ok());
+    let restore = |meta: &mut Option<Meta>, raw: Option<&RawValue>| {
+        if meta.is_some() {
+            if let Some(m) = exact(raw) {
+                *meta = Some(m);
+            }
+        }
+    };
+    match frame {
+        ServerFrame::Msg(m) => {
+            if let Ok(raw) = serde_json::from_slice::<WithMeta<'_>>(bytes) {
+                restore(&mut m.meta, raw.meta);
+            }
+        }
+        ServerFrame::Messages { items, .. } => {
+            let Ok(raw) = serde_json::from_slice::<Items<'_>>(bytes) else {
+                return;
+            };
+            if raw.items.len() == items.len() {
+                for (m, r) in items.iter_mut().zip(raw.items) {
+                    restore(&mut m.meta, r.meta);
+                }
+            }
+        }
+        ServerFrame::Convs { items, .. } => {
+            let Ok(raw) = serde_json::from_slice::<Items<'_>>(bytes) else {
+                return;
+            };
+            if raw.items.len() == items.len() {
+                for (c, r) in items.iter_mut().zip(raw.items) {
+                    if let (Some(m), Some(last)) = (c.last.as_mut(), r.last) {
+                        restore(&mut m.meta, last.meta);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Encodes a server frame. Serializing these types cannot fail (no maps with
@@ -144,6 +209,43 @@ fn clean_message(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::{ConvId, ErrorCode, MessageKind};
+
+    /// The proto_frame fuzzer's find: a message whose `meta` has whitespace
+    /// or escapes (as a client may send it, and the server stores and pushes
+    /// it byte for byte) came back from the JSON codec re-serialized.
+    #[test]
+    fn server_frames_keep_each_meta_exactly() {
+        let meta = Meta::from_json("{\"reply_to\":\r6, \"s\":\"\\u00e9\"}").unwrap();
+        let message = crate::Message {
+            conv: ConvId::Direct {
+                a: "alice".into(),
+                b: "bob".into(),
+            },
+            seq: 18,
+            mid: "01JD3Z8Q4W5Y6V7T8S9R0P1N18".into(),
+            from: "alice".into(),
+            body: "hi".into(),
+            kind: MessageKind::Text,
+            ts: 1,
+            cmid: "c-18".into(),
+            meta: Some(meta),
+        };
+        let frames = [
+            ServerFrame::Msg(message.clone()),
+            ServerFrame::Messages {
+                id: None,
+                conv: message.conv.clone(),
+                items: vec![message.clone(), message],
+                more: false,
+            },
+        ];
+        for frame in frames {
+            let bytes = encode_server(&frame);
+            let again = decode_server(&bytes).unwrap();
+            assert_eq!(again, frame);
+            assert_eq!(encode_server(&again), bytes);
+        }
+    }
 
     #[test]
     fn numeric_ids_come_back_digit_for_digit() {
