@@ -82,6 +82,9 @@ pub fn raw_meta(bytes: &[u8]) -> Option<Meta> {
 /// `send`'s.
 pub fn decode_server(bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
     let mut frame: ServerFrame = decode(bytes)?;
+    if let Some(id) = frame.id_mut() {
+        exact_id(id, bytes);
+    }
     exact_server_metas(&mut frame, bytes);
     Ok(frame)
 }
@@ -268,6 +271,10 @@ mod tests {
                 std::str::from_utf8(&reply).unwrap().contains(&want),
                 "{text}"
             );
+            // A client reading the reply gets the same id (the proto_frame
+            // fuzzer's find: decode_server rounded it).
+            let back = decode_server(&reply).unwrap();
+            assert_eq!(back.id(), frame.id(), "{text}");
         }
         // A frame that fails to decode still gets its id back exactly.
         let Err(DecodeError::Invalid { id, .. }) =

@@ -344,4 +344,19 @@ impl ServerFrame {
             _ => None,
         }
     }
+
+    /// The request id, to change it (the JSON codec restores exact numbers).
+    pub fn id_mut(&mut self) -> Option<&mut RequestId> {
+        match self {
+            Self::AuthOk { id, .. }
+            | Self::Ack { id, .. }
+            | Self::Messages { id, .. }
+            | Self::Convs { id, .. }
+            | Self::Ok { id }
+            | Self::Pong { id }
+            | Self::Presence { id, .. }
+            | Self::Error { id, .. } => id.as_mut(),
+            _ => None,
+        }
+    }
 }
