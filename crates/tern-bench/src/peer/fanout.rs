@@ -87,15 +87,7 @@ pub async fn run(common: &Common, args: &FanoutArgs, broker: &Broker) -> anyhow:
     if tasks.is_empty() {
         report.error("no sender connected: nothing was sent");
     }
-    let mut acked = 0;
-    for t in tasks {
-        match t.await {
-            Ok(s) => {
-                acked += s.record(&mut report);
-            }
-            Err(e) => report.error(format!("sender task: {e}")),
-        }
-    }
+    let acked = crate::scenario::record_senders(tasks, &mut report).await;
     let send_secs = started.elapsed();
     let expected = acked * connected;
     let until = tokio::time::Instant::now() + Duration::from_secs(args.grace);

@@ -450,15 +450,7 @@ async fn coordinate(
             pb.clone(),
         )));
     }
-    let mut acked = 0;
-    for t in send_tasks {
-        match t.await {
-            Ok(s) => {
-                acked += s.record(&mut report);
-            }
-            Err(e) => report.error(format!("sender task: {e}")),
-        }
-    }
+    let acked = super::record_senders(send_tasks, &mut report).await;
     let send_secs = started.elapsed();
     pb.finish_and_clear();
     let until = (Deadline::now() + Duration::from_secs(args.grace) + MARGIN).min(end);

@@ -192,6 +192,22 @@ impl Sent {
     }
 }
 
+/// Waits for every sender task and records each in `report`; returns how
+/// many messages were acked in all.
+pub async fn record_senders(
+    tasks: Vec<tokio::task::JoinHandle<Sent>>,
+    report: &mut crate::report::Report,
+) -> u64 {
+    let mut acked = 0;
+    for t in tasks {
+        match t.await {
+            Ok(s) => acked += s.record(report),
+            Err(e) => report.error(format!("sender task: {e}")),
+        }
+    }
+    acked
+}
+
 impl Default for Sent {
     fn default() -> Self {
         Self::new()
