@@ -317,3 +317,38 @@ async fn a_draining_server_sends_goaway_over_tcp_then_closes() {
     assert_eq!(close, 1001);
     shutdown.await.unwrap();
 }
+
+/// A socket accepted before the drain that authenticates during it still
+/// hears `goaway` (it missed the one told to every session at the start),
+/// then the 1001 close at the drain's deadline.
+#[tokio::test]
+async fn a_session_opened_during_the_drain_is_told_goaway_too() {
+    let s = TestServer::with(|c| {
+        tcp_on(c);
+        c.limits.drain_timeout_ms = 500;
+    })
+    .await;
+    let tcp = tcp_addr(&s);
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    c.write_all(b"TRN1").await.unwrap();
+    let shutdown = tokio::spawn(s.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    write_frame(
+        &mut c,
+        &ClientFrame::Auth {
+            id: id(1),
+            token: token("latecomer"),
+            device: None,
+        },
+    )
+    .await;
+    let ok = read_frame(&mut c).await.unwrap();
+    assert!(matches!(ok, ServerFrame::AuthOk { .. }), "{ok:?}");
+    match read_frame(&mut c).await.unwrap() {
+        ServerFrame::Goaway { reconnect_ms } => assert!(reconnect_ms > 0),
+        other => panic!("expected goaway, got {other:?}"),
+    }
+    let (_, close) = expect_final_error(&mut c).await;
+    assert_eq!(close, 1001);
+    shutdown.await.unwrap();
+}
